@@ -1,0 +1,51 @@
+"""The shared configuration contract (imported by the operator too)."""
+
+from .check import Problem, check, parse_duration
+from .codec import ConfigError, checksum, decode, dumps, load, loads, to_builtins
+from .schema import (
+    Backend,
+    Budget,
+    CacheSettings,
+    FallbackReason,
+    Limits,
+    ModelLimits,
+    Pricing,
+    Provider,
+    ProviderType,
+    RedisSettings,
+    Retry,
+    Route,
+    SecretRef,
+    SluiceConfig,
+    Tenant,
+    TenantKey,
+)
+
+__all__ = [
+    "Backend",
+    "Budget",
+    "CacheSettings",
+    "ConfigError",
+    "FallbackReason",
+    "Limits",
+    "ModelLimits",
+    "Pricing",
+    "Problem",
+    "Provider",
+    "ProviderType",
+    "RedisSettings",
+    "Retry",
+    "Route",
+    "SecretRef",
+    "SluiceConfig",
+    "Tenant",
+    "TenantKey",
+    "check",
+    "checksum",
+    "decode",
+    "dumps",
+    "load",
+    "loads",
+    "parse_duration",
+    "to_builtins",
+]

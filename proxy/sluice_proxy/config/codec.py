@@ -1,0 +1,84 @@
+"""YAML/JSON text ⇄ :class:`SluiceConfig`, with errors that name the field."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from .check import Problem, check
+from .schema import SluiceConfig
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be served; every problem names its path."""
+
+    def __init__(self, problems: list[Problem], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"invalid {source}: " + "; ".join(str(p) for p in problems))
+
+
+def _msgspec_path(message: str) -> tuple[str, str]:
+    """Split msgspec's "Expected int, got str - at `$.routes[0].weight`" into (path, message)."""
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return "config", message
+    return where.rstrip("`").removeprefix("$.").removeprefix("$") or "config", text
+
+
+def decode(data: Any, source: str = "config") -> SluiceConfig:
+    """Validate plain data (a parsed YAML/JSON document) and all cross-references."""
+    if data is None:
+        data = {}
+    try:
+        config = msgspec.convert(data, SluiceConfig, str_keys=True)
+    except msgspec.ValidationError as exc:
+        path, message = _msgspec_path(str(exc))
+        raise ConfigError([Problem(path, message)], source) from None
+    if problems := check(config):
+        raise ConfigError(problems, source)
+    return config
+
+
+def loads(text: str | bytes, source: str = "config") -> SluiceConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("config", f"not valid YAML: {exc}")], source) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError([Problem("config", "the top level must be a mapping")], source)
+    return decode(data, source)
+
+
+def load(path: str | Path) -> SluiceConfig:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem("config", f"cannot read {path}: {exc.strerror}")], str(path)) from None
+    return loads(text, str(path))
+
+
+def dumps(config: SluiceConfig) -> bytes:
+    """Canonical YAML for ``config`` (what the operator publishes)."""
+    return yaml.safe_dump(to_builtins(config), sort_keys=False).encode()
+
+
+def to_builtins(config: SluiceConfig) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    return data
+
+
+def checksum(config: SluiceConfig) -> str:
+    """Stable short hash of a config's content (for /readyz, metrics and pod annotations)."""
+    return hashlib.sha256(msgspec.json.encode(config)).hexdigest()[:16]
+
+
+def default_text() -> str:
+    """The embedded default configuration shipped with the proxy."""
+    return resources.files("sluice_proxy.config").joinpath("default.yaml").read_text()

@@ -1,0 +1,109 @@
+"""What every upstream wire format implements.
+
+Sluice uses one canonical vocabulary, OpenAI's chat-completions shape, as the hub: a
+client request is turned into an OpenAI-shaped ``dict`` by its ingress, each adapter
+turns that into its own wire format and turns the answer back into OpenAI's shape.
+Adapters are pure: no sockets, clocks or globals; the caller does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..config.schema import Pricing, ProviderType
+
+JSON = dict[str, Any]
+# A streamed chunk in OpenAI's chat.completion.chunk shape: a dict, or the same already
+# JSON-encoded (bytes) when it passes through from an OpenAI-format upstream untouched.
+Chunk = JSON | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One backend with everything an adapter needs, bound at config load."""
+
+    provider: str
+    type: ProviderType
+    base_url: str
+    model: str
+    api_key: str | None = None
+    api_version: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    pricing: Pricing | None = None
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    method: str = "POST"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one response, as the provider reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_openai(self) -> JSON:
+        usage: JSON = {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.cached_input_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_input_tokens}
+        return usage
+
+
+class StreamDecoder(Protocol):
+    """Turns an upstream's streamed bytes into OpenAI chunks; one per request, stateful."""
+
+    usage: Usage | None
+    """The stream's usage once the upstream has reported it."""
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        """Chunks completed by ``data`` (which may split events anywhere)."""
+        ...
+
+    def finish(self) -> list[Chunk]:
+        """Chunks still buffered when the upstream closed the stream cleanly."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """True once the upstream signalled the end of the stream."""
+        ...
+
+
+class Adapter(Protocol):
+    """One upstream wire format."""
+
+    def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest: ...
+
+    def chat_response(self, body: bytes, target: Target) -> tuple[JSON, Usage]:
+        """The upstream's non-streamed answer as an OpenAI ``chat.completion``."""
+        ...
+
+    def stream_decoder(self, target: Target, *, include_usage: bool) -> StreamDecoder:
+        """``include_usage``: whether the client asked for OpenAI's final usage chunk."""
+        ...
+
+    def embeddings_request(self, body: JSON, target: Target) -> UpstreamRequest:
+        """Raises BadRequestError when the format has no embeddings endpoint."""
+        ...
+
+    def embeddings_response(self, body: bytes, target: Target) -> tuple[JSON, Usage]: ...
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """The human message inside an upstream error body (never echoes credentials)."""
+        ...

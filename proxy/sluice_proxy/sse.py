@@ -1,0 +1,62 @@
+"""Pure Server-Sent Events framing: bytes ⇄ events (https://html.spec.whatwg.org/#server-sent-events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Event:
+    data: bytes
+    event: str | None = None
+
+
+class SSEParser:
+    """Incremental parser: feed arbitrary byte slices, get complete events."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[Event]:
+        buffer = self._buffer + data if self._buffer else data
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *blocks, self._buffer = buffer.split(b"\n\n")
+        events = []
+        for block in blocks:
+            if event := _parse_block(block):
+                events.append(event)
+        return events
+
+    def finish(self) -> list[Event]:
+        """Events left when the stream ended without a trailing blank line."""
+        block, self._buffer = self._buffer, b""
+        event = _parse_block(block) if block.strip() else None
+        return [event] if event else []
+
+
+def _parse_block(block: bytes) -> Event | None:
+    data: list[bytes] = []
+    name: str | None = None
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        fieldname, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if fieldname == b"data":
+            data.append(value)
+        elif fieldname == b"event":
+            name = value.decode()
+    if not data and name is None:
+        return None
+    return Event(b"\n".join(data), name)
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    """One SSE frame; ``data`` must not contain newlines (JSON from orjson never does)."""
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
