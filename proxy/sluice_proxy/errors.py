@@ -1,17 +1,17 @@
 """The gateway's error tree: raised where the fact is known, rendered once per wire format.
 
-    GatewayError
-    ├─ BadRequestError 400            param names the field
-    ├─ AuthenticationError 401
-    ├─ PermissionDeniedError 403
-    ├─ NotFoundError 404
-    ├─ RequestTooLargeError 413
-    ├─ RateLimitError 429             Retry-After and x-ratelimit-* headers
-    │  └─ BudgetExceededError 429     type insufficient_quota: do not retry
-    ├─ UpstreamError 502              .reason drives fallback
-    │  ├─ UpstreamTimeoutError 504
-    │  └─ UpstreamStatusError         carries the provider's status
-    └─ ServiceUnavailableError 503    no healthy backend, limiter down in closed mode
+GatewayError
+├─ BadRequestError 400            param names the field
+├─ AuthenticationError 401
+├─ PermissionDeniedError 403
+├─ NotFoundError 404
+├─ RequestTooLargeError 413
+├─ RateLimitError 429             Retry-After and x-ratelimit-* headers
+│  └─ BudgetExceededError 429     type insufficient_quota: do not retry
+├─ UpstreamError 502              .reason drives fallback
+│  ├─ UpstreamTimeoutError 504
+│  └─ UpstreamStatusError         carries the provider's status
+└─ ServiceUnavailableError 503    no healthy backend, limiter down in closed mode
 """
 
 from __future__ import annotations

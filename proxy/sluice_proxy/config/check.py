@@ -49,30 +49,45 @@ def check(config: SluiceConfig) -> list[Problem]:
     provider_names = [p.name for p in config.providers]
     for name, count in Counter(provider_names).items():
         if count > 1:
-            problems.append(Problem("providers", f"provider name '{name}' is used {count} times; names must be unique"))
+            problems.append(
+                Problem("providers", f"provider name '{name}' is used {count} times; names must be unique")
+            )
     for i, provider in enumerate(config.providers):
         path = f"providers[{i}]"
         if provider.api_key is not None:
             problems += _check_secret(f"{path}.apiKey", provider.api_key)
         if provider.type is ProviderType.AZURE_OPENAI:
             if not provider.base_url:
-                problems.append(Problem(f"{path}.baseURL", "azure-openai needs baseURL (https://<resource>.openai.azure.com)"))
+                problems.append(
+                    Problem(
+                        f"{path}.baseURL", "azure-openai needs baseURL (https://<resource>.openai.azure.com)"
+                    )
+                )
             if not provider.api_version:
-                problems.append(Problem(f"{path}.apiVersion", "azure-openai needs apiVersion, e.g. 2024-10-21"))
+                problems.append(
+                    Problem(f"{path}.apiVersion", "azure-openai needs apiVersion, e.g. 2024-10-21")
+                )
         if provider.base_url is not None and not re.match(r"^https?://", provider.base_url):
-            problems.append(Problem(f"{path}.baseURL", f"'{provider.base_url}' must start with http:// or https://"))
+            problems.append(
+                Problem(f"{path}.baseURL", f"'{provider.base_url}' must start with http:// or https://")
+            )
 
     route_models = [r.model for r in config.routes]
     for model, count in Counter(route_models).items():
         if count > 1:
-            problems.append(Problem("routes", f"model '{model}' is routed {count} times; each model needs one route"))
+            problems.append(
+                Problem("routes", f"model '{model}' is routed {count} times; each model needs one route")
+            )
     for i, route in enumerate(config.routes):
         seen: set[tuple[str, str]] = set()
         for j, backend in enumerate(route.backends):
             path = f"routes[{i}].backends[{j}]"
             if backend.provider not in provider_names:
                 problems.append(
-                    Problem(f"{path}.provider", f"unknown provider '{backend.provider}' (known: {_known(provider_names)})")
+                    Problem(
+                        f"{path}.provider",
+                        f"unknown provider '{backend.provider}' (known: {_known(provider_names)})",
+                    )
                 )
             if (backend.provider, backend.model) in seen:
                 problems.append(Problem(path, f"duplicate backend {backend.provider}/{backend.model}"))
@@ -85,7 +100,9 @@ def check(config: SluiceConfig) -> list[Problem]:
     tenant_names = [t.name for t in config.tenants]
     for name, count in Counter(tenant_names).items():
         if count > 1:
-            problems.append(Problem("tenants", f"tenant name '{name}' is used {count} times; names must be unique"))
+            problems.append(
+                Problem("tenants", f"tenant name '{name}' is used {count} times; names must be unique")
+            )
     key_owner: dict[str, str] = {}
     for i, tenant in enumerate(config.tenants):
         for j, key in enumerate(tenant.keys):
@@ -95,11 +112,16 @@ def check(config: SluiceConfig) -> list[Problem]:
                 continue
             digest = key.sha256 or key.value or ""
             if digest in key_owner and key_owner[digest] != tenant.name:
-                problems.append(Problem(path, f"the same key is already given to tenant '{key_owner[digest]}'"))
+                problems.append(
+                    Problem(path, f"the same key is already given to tenant '{key_owner[digest]}'")
+                )
             key_owner[digest] = tenant.name
         for j, allowed in enumerate(tenant.routes):
             if allowed != "*" and allowed not in route_models:
                 problems.append(
-                    Problem(f"tenants[{i}].routes[{j}]", f"unknown route '{allowed}' (known: {_known(route_models)}, *)")
+                    Problem(
+                        f"tenants[{i}].routes[{j}]",
+                        f"unknown route '{allowed}' (known: {_known(route_models)}, *)",
+                    )
                 )
     return problems

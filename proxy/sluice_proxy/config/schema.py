@@ -24,11 +24,13 @@ Duration = Annotated[
 ]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")]
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+]
 
 
-class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"):
-    """Base for every config object: immutable, strict, camelCase on the wire."""
+class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
+    """Base for every config object: strict (unknown fields are errors), camelCase on the wire."""
 
 
 class ProviderType(StrEnum):

@@ -1,0 +1,15 @@
+"""Upstream wire formats, one module per format; vendors sharing a format are config entries."""
+
+from ..config.schema import ProviderType
+from .base import Adapter, Chunk, StreamDecoder, Target, UpstreamRequest, Usage
+from .openai import OpenAIAdapter
+
+_OPENAI = OpenAIAdapter()
+
+ADAPTERS: dict[ProviderType, Adapter] = {
+    ProviderType.OPENAI: _OPENAI,
+    ProviderType.AZURE_OPENAI: _OPENAI,
+    ProviderType.MOCK: _OPENAI,
+}
+
+__all__ = ["ADAPTERS", "Adapter", "Chunk", "StreamDecoder", "Target", "UpstreamRequest", "Usage"]

@@ -1,0 +1,39 @@
+"""Wiring only: routes, middlewares and the lifetime of shared clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from . import handlers, metrics
+from .middlewares import gateway_middleware
+from .reload import reload_context
+from .runtime import RuntimeConfig
+from .state import GATEWAY, Gateway
+
+
+async def _close_clients(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[GATEWAY].upstream.close()
+
+
+def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.Application:
+    """The proxy application; with ``config_path`` it hot-reloads that file."""
+    app = web.Application(
+        middlewares=[gateway_middleware], client_max_size=runtime.config.server.max_body_bytes
+    )
+    gateway = Gateway(runtime)
+    metrics.set_config_checksum(runtime.checksum)
+    app[GATEWAY] = gateway
+    app.cleanup_ctx.append(_close_clients)
+    if config_path is not None:
+        app.cleanup_ctx.append(reload_context(config_path))
+    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_post("/v1/embeddings", handlers.embeddings)
+    app.router.add_get("/v1/models", handlers.models)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.prometheus)
+    return app

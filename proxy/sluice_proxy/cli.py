@@ -1,0 +1,88 @@
+"""`sluice-proxy`: flags and environment → a running gateway."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from . import config, logs
+from .app import make_app
+from .embedded import LOCAL_DEV_KEY, embedded_config
+from .runtime import compile_config
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="sluice-proxy",
+        description="OpenAI-compatible AI gateway. Without --config it serves an embedded default "
+        "(a mock echo model, plus OpenAI/Anthropic/Gemini when their API keys are set).",
+    )
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=env.get("SLUICE_CONFIG"),
+        help="path of the YAML configuration (env SLUICE_CONFIG); hot-reloaded on change and SIGHUP",
+    )
+    parser.add_argument("--host", default=env.get("SLUICE_HOST"), help="listen address (env SLUICE_HOST)")
+    parser.add_argument(
+        "--port", type=int, default=env.get("SLUICE_PORT"), help="listen port (env SLUICE_PORT)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=env.get("SLUICE_LOG_LEVEL"),
+        choices=["debug", "info", "warning", "error"],
+        help="(env SLUICE_LOG_LEVEL)",
+    )
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    path = Path(args.config) if args.config else None
+    try:
+        cfg = config.load(path) if path else embedded_config(os.environ)
+        runtime = compile_config(cfg)
+    except config.ConfigError as error:
+        print(f"sluice-proxy: {error.source} is invalid:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{path or 'embedded default'}: ok (checksum {runtime.checksum})")
+        return 0
+    logs.setup(args.log_level or cfg.server.log_level)
+    host = args.host or cfg.listen.host
+    port = args.port if args.port is not None else cfg.listen.port
+    if path is None:
+        print(
+            f"sluice-proxy: no --config given; serving the embedded default on http://{host}:{port}\n"
+            f"  local dev key: {LOCAL_DEV_KEY}\n"
+            f"  try: curl http://{host}:{port}/v1/chat/completions -H 'Authorization: Bearer {LOCAL_DEV_KEY}' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"model": "mock-echo", "messages": [{"role": "user", "content": "hello"}]}\'',
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        pass
+    app = make_app(runtime, config_path=path)
+    web.run_app(
+        app, host=host, port=port, print=None, access_log=None, handle_signals=True, shutdown_timeout=30
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""One async function per endpoint; each reads as the request's straight line."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import auth, fallback, metrics, routing, streaming
+from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError
+from .ingress import OPENAI, Ingress
+from .ingress.openai import parse_json_object, require_model
+from .providers import UpstreamRequest, Usage
+from .runtime import RuntimeBackend, RuntimeConfig, RuntimeRoute, RuntimeTenant
+from .state import CONTEXT, GATEWAY, RequestContext
+
+JSON_TYPE = "application/json"
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLargeError(
+            f"the request body is {request.content_length} bytes; the limit is {limit}"
+        )
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLargeError(f"the request body is over the {limit}-byte limit")
+    return bytes(body)
+
+
+def resolve_route(runtime: RuntimeConfig, tenant: RuntimeTenant, model: str) -> RuntimeRoute:
+    route = runtime.route_for(model)
+    if route is None:
+        raise NotFoundError(
+            f"the model '{model}' does not exist or is not served by this gateway", param="model"
+        )
+    if not tenant.may_use(route.model):
+        raise PermissionDeniedError(f"tenant '{tenant.name}' may not use model '{model}'", param="model")
+    return route
+
+
+def _upstream_model(backend: RuntimeBackend, requested: str) -> str:
+    """A backend model of ``*`` forwards the model name the client asked for."""
+    return requested if backend.target.model == "*" else backend.target.model
+
+
+def _response_headers(ctx: RequestContext, backend: RuntimeBackend) -> dict[str, str]:
+    return {
+        "x-request-id": ctx.request_id,
+        "x-sluice-provider": backend.target.provider,
+        "x-sluice-model": ctx.upstream_model,
+    }
+
+
+def _record(ctx: RequestContext, backend: RuntimeBackend, usage: Usage | None, operation: str) -> None:
+    ctx.usage = usage
+    usage = usage or Usage()
+    metrics.observe_response(
+        operation=operation,
+        provider_type=str(backend.target.type),
+        provider=backend.target.provider,
+        tenant=ctx.tenant,
+        request_model=ctx.model,
+        response_model=ctx.upstream_model,
+        duration=time.perf_counter() - ctx.started,
+        time_to_first_token=None if ctx.first_token_at is None else ctx.first_token_at - ctx.started,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+    )
+
+
+async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
+    """Any chat ingress → routed, limited, fallen-back upstream call → the client's format."""
+    gateway = request.app[GATEWAY]
+    runtime = gateway.runtime
+    ctx = request[CONTEXT]
+    tenant = auth.authenticate(request.headers, runtime)
+    ctx.tenant = tenant.name
+    call = ingress.parse_chat(await read_body(request, runtime.config.server.max_body_bytes))
+    ctx.model, ctx.stream = call.model, call.stream
+    route = resolve_route(runtime, tenant, call.model)
+    ctx.route = route.model
+    backends = routing.plan(route, gateway.breakers)
+
+    def build(backend: RuntimeBackend) -> UpstreamRequest:
+        target = backend.target
+        if target.model == "*":
+            target = dataclasses.replace(target, model=call.model)
+        return backend.adapter.chat_request(call.body, target, stream=call.stream)
+
+    metrics.OVERHEAD.observe(time.perf_counter() - ctx.started)
+    opened = await fallback.open_response(
+        gateway.upstream, route, backends, build, breakers=gateway.breakers, stream=call.stream
+    )
+    backend = opened.backend
+    ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, call.model)
+    headers = _response_headers(ctx, backend)
+    if call.stream:
+        outcome = await streaming.relay(request, opened, ingress=ingress, call=call, headers=headers)
+        ctx.first_token_at = outcome.first_token_at
+        if outcome.error is not None:
+            ctx.error = outcome.error.message
+        _record(ctx, backend, outcome.usage, "chat")
+        return outcome.response
+    try:
+        raw = await opened.response.read()
+    finally:
+        opened.response.close()
+    data, usage = backend.adapter.chat_response(raw, backend.target)
+    _record(ctx, backend, usage, "chat")
+    return web.Response(body=ingress.render_response(data), headers=headers, content_type=JSON_TYPE)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await chat(request, OPENAI)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    runtime = gateway.runtime
+    ctx = request[CONTEXT]
+    tenant = auth.authenticate(request.headers, runtime)
+    ctx.tenant = tenant.name
+    body = parse_json_object(await read_body(request, runtime.config.server.max_body_bytes))
+    ctx.model = require_model(body)
+    if "input" not in body:
+        raise BadRequestError(
+            "you must provide an input parameter", param="input", code="missing_required_parameter"
+        )
+    route = resolve_route(runtime, tenant, ctx.model)
+    ctx.route = route.model
+    backends = routing.plan(route, gateway.breakers)
+    opened = await fallback.open_response(
+        gateway.upstream,
+        route,
+        backends,
+        lambda b: b.adapter.embeddings_request(body, b.target),
+        breakers=gateway.breakers,
+        stream=False,
+    )
+    backend = opened.backend
+    ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, ctx.model)
+    try:
+        raw = await opened.response.read()
+    finally:
+        opened.response.close()
+    data, usage = backend.adapter.embeddings_response(raw, backend.target)
+    _record(ctx, backend, usage, "embeddings")
+    return web.Response(
+        body=orjson.dumps(data), headers=_response_headers(ctx, backend), content_type=JSON_TYPE
+    )
+
+
+async def models(request: web.Request) -> web.Response:
+    """The models the caller's tenant may use (glob routes are listed as written)."""
+    runtime = request.app[GATEWAY].runtime
+    tenant = auth.authenticate(request.headers, runtime)
+    request[CONTEXT].tenant = tenant.name
+    names = [r.model for r in (*runtime.routes.values(), *runtime.patterns) if tenant.may_use(r.model)]
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "sluice"} for name in names]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=JSON_TYPE)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    body = {"status": "ready", "config": gateway.runtime.checksum, "lastReloadError": gateway.config_error}
+    return web.Response(body=orjson.dumps(body), content_type=JSON_TYPE)
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,39 @@
+"""What a client wire format implements: parse requests, render answers, streams and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import GatewayError
+from ..providers.base import JSON, Chunk, Usage
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """A parsed client chat request in the hub (OpenAI) shape."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    body: JSON
+
+
+class StreamEncoder(Protocol):
+    """Turns OpenAI chunks into the client's stream format; one per response, stateful."""
+
+    def chunk(self, chunk: Chunk) -> bytes: ...
+
+    def finish(self, usage: Usage | None) -> bytes: ...
+
+    def error(self, error: GatewayError) -> bytes: ...
+
+
+class Ingress(Protocol):
+    def parse_chat(self, body: bytes) -> ChatCall: ...
+
+    def render_response(self, response: JSON) -> bytes: ...
+
+    def stream_encoder(self, *, model: str, include_usage: bool) -> StreamEncoder: ...
+
+    def render_error(self, error: GatewayError) -> bytes: ...

@@ -1,0 +1,131 @@
+"""Every Prometheus collector the proxy exports, declared once.
+
+GenAI histograms follow the OpenTelemetry GenAI semantic conventions (names and bucket
+boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model")
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+
+REQUEST_DURATION = Histogram(
+    "gen_ai_server_request_duration_seconds",
+    "Time to last byte of a model response.",
+    _GENAI,
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gen_ai_server_time_to_first_token_seconds",
+    "Time from request to the first streamed token.",
+    _GENAI,
+    buckets=_TTFT_BUCKETS,
+    registry=REGISTRY,
+)
+TIME_PER_OUTPUT_TOKEN = Histogram(
+    "gen_ai_server_time_per_output_token_seconds",
+    "Time per output token after the first.",
+    _GENAI,
+    buckets=_TPOT_BUCKETS,
+    registry=REGISTRY,
+)
+TOKEN_USAGE = Histogram(
+    "gen_ai_client_token_usage",
+    "Tokens per response by type.",
+    (*_GENAI, "gen_ai_token_type"),
+    buckets=_TOKEN_BUCKETS,
+    registry=REGISTRY,
+)
+REQUESTS = Counter(
+    "sluice_requests", "Requests by HTTP status.", ("tenant", "model", "status"), registry=REGISTRY
+)
+TOKENS = Counter(
+    "sluice_tokens", "Tokens by type.", ("tenant", "provider", "model", "type"), registry=REGISTRY
+)
+COST = Counter("sluice_cost_usd", "Spend in US dollars.", ("tenant", "provider", "model"), registry=REGISTRY)
+UPSTREAM_ERRORS = Counter(
+    "sluice_upstream_errors", "Failed upstream attempts.", ("provider", "reason"), registry=REGISTRY
+)
+FALLBACKS = Counter(
+    "sluice_fallbacks",
+    "Moves to a lower-priority backend.",
+    ("model", "provider", "reason"),
+    registry=REGISTRY,
+)
+RETRIES = Counter("sluice_retries", "Retries of the same backend.", ("provider",), registry=REGISTRY)
+BREAKER_STATE = Gauge(
+    "sluice_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ("provider", "model"), registry=REGISTRY
+)
+RATELIMIT_REJECTIONS = Counter(
+    "sluice_ratelimit_rejections", "Requests refused by a limit.", ("tenant", "limit"), registry=REGISTRY
+)
+BUDGET_USED = Gauge(
+    "sluice_budget_used_ratio", "Share of the period's budget spent.", ("tenant",), registry=REGISTRY
+)
+CACHE_REQUESTS = Counter(
+    "sluice_cache_requests", "Response cache look-ups.", ("model", "result"), registry=REGISTRY
+)
+REDIS_ERRORS = Counter("sluice_redis_errors", "Failed Redis calls.", ("operation",), registry=REGISTRY)
+LIMITER_DEGRADED = Gauge(
+    "sluice_limiter_degraded", "1 while Redis is unreachable and the local limiter serves.", registry=REGISTRY
+)
+CONFIG_RELOADS = Counter("sluice_config_reloads", "Configuration reloads.", ("result",), registry=REGISTRY)
+CONFIG_INFO = Gauge(
+    "sluice_config_info", "The loaded configuration's checksum.", ("checksum",), registry=REGISTRY
+)
+PRICING_UNKNOWN = Counter(
+    "sluice_pricing_unknown", "Responses with no known price.", ("provider", "model"), registry=REGISTRY
+)
+INFLIGHT = Gauge("sluice_inflight_requests", "Requests being served.", registry=REGISTRY)
+OVERHEAD = Histogram(
+    "sluice_overhead_seconds",
+    "Time the proxy itself adds before the upstream call.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05),
+    registry=REGISTRY,
+)
+
+
+def set_config_checksum(checksum: str) -> None:
+    CONFIG_INFO.clear()
+    CONFIG_INFO.labels(checksum).set(1)
+
+
+def observe_response(
+    *,
+    operation: str,
+    provider_type: str,
+    provider: str,
+    tenant: str,
+    request_model: str,
+    response_model: str,
+    duration: float,
+    time_to_first_token: float | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+) -> None:
+    """Record one finished model response (streamed or not)."""
+    genai = (operation, provider_type, request_model, response_model)
+    REQUEST_DURATION.labels(*genai).observe(duration)
+    if time_to_first_token is not None:
+        TIME_TO_FIRST_TOKEN.labels(*genai).observe(time_to_first_token)
+        if output_tokens > 1:
+            TIME_PER_OUTPUT_TOKEN.labels(*genai).observe(
+                (duration - time_to_first_token) / (output_tokens - 1)
+            )
+    for kind, count in (
+        ("input", input_tokens),
+        ("output", output_tokens),
+        ("cached_input", cached_input_tokens),
+    ):
+        if count or kind != "cached_input":
+            TOKEN_USAGE.labels(*genai, kind).observe(count)
+            TOKENS.labels(tenant, provider, response_model, kind).inc(count)

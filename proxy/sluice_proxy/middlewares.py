@@ -1,0 +1,91 @@
+"""Request context, error rendering in the caller's wire format, and the access log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from . import metrics
+from .errors import GatewayError
+from .ingress import for_path
+from .logs import ACCESS, LOG
+from .state import CONTEXT, RequestContext
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    # Accept a caller's id only when it is short and printable: it ends up in logs.
+    if 0 < len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = RequestContext(_request_id(request))
+    request[CONTEXT] = ctx
+    metrics.INFLIGHT.inc()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except GatewayError as error:
+            ctx.error = error.message
+            response = _error_response(request, error, ctx.request_id)
+        except web.HTTPException as exc:
+            http_error = GatewayError(exc.reason or "error", code=str(exc.status))
+            http_error.status, http_error.type = exc.status, "invalid_request_error"
+            ctx.error = http_error.message
+            response = _error_response(request, http_error, ctx.request_id)
+        except Exception:
+            LOG.exception("unhandled error", extra={"request_id": ctx.request_id})
+            ctx.error = "internal error"
+            internal = GatewayError("the gateway failed to handle this request; it has been logged")
+            response = _error_response(request, internal, ctx.request_id)
+        status = response.status
+        return response
+    finally:
+        metrics.INFLIGHT.dec()
+        if ctx.model or ctx.tenant:
+            metrics.REQUESTS.labels(ctx.tenant, ctx.model, str(status)).inc()
+        _access_log(request, ctx, status)
+
+
+def _error_response(request: web.Request, error: GatewayError, request_id: str) -> web.Response:
+    headers = {"x-request-id": request_id, **error.headers}
+    body = for_path(request.path).render_error(error)
+    return web.Response(status=error.status, body=body, headers=headers, content_type="application/json")
+
+
+def _access_log(request: web.Request, ctx: RequestContext, status: int) -> None:
+    if not ACCESS.isEnabledFor(logging.INFO) or request.path in ("/healthz", "/readyz", "/metrics"):
+        return
+    now = time.perf_counter()
+    usage = ctx.usage
+    ACCESS.info(
+        "request",
+        extra={
+            "request_id": ctx.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "tenant": ctx.tenant or None,
+            "model": ctx.model or None,
+            "route": ctx.route or None,
+            "provider": ctx.provider or None,
+            "upstream_model": ctx.upstream_model or None,
+            "stream": ctx.stream,
+            "latency_ms": round((now - ctx.started) * 1000, 3),
+            "ttft_ms": None
+            if ctx.first_token_at is None
+            else round((ctx.first_token_at - ctx.started) * 1000, 3),
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cost_usd": ctx.cost_usd,
+            "error": ctx.error,
+        },
+    )

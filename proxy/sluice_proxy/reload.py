@@ -1,0 +1,121 @@
+"""Hot reload: watch the config file (and the secret files it names), reload on change or SIGHUP.
+
+Kubernetes updates a mounted ConfigMap by swapping the ``..data`` symlink of its
+directory, so the watcher compares the resolved path, inode, size and mtime of every
+watched file rather than relying on events on the file itself. A new config is parsed,
+validated and compiled off the event loop, then swapped atomically; an invalid one is
+logged, counted and ignored, and the last good one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+from aiohttp import web
+
+from . import config, metrics
+from .logs import LOG
+from .runtime import RuntimeConfig, compile_config
+from .state import GATEWAY, Gateway
+
+POLL_INTERVAL = 1.0
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+def fingerprint(paths: Iterable[Path]) -> Fingerprint:
+    prints = []
+    for path in sorted(paths):
+        try:
+            st = path.stat()
+            prints.append((os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            prints.append((str(path), 0, 0, 0))
+    return tuple(prints)
+
+
+def load_runtime(path: Path) -> RuntimeConfig:
+    """Parse, validate and compile ``path``; raises ConfigError naming every problem."""
+    return compile_config(config.load(path))
+
+
+class Reloader:
+    def __init__(self, gateway: Gateway, path: Path) -> None:
+        self.gateway = gateway
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._seen = fingerprint(self._watched())
+
+    def _watched(self) -> set[Path]:
+        return {self.path, *self.gateway.runtime.secret_files}
+
+    async def reload(self, why: str) -> bool:
+        async with self._lock:
+            self._seen = fingerprint(self._watched())
+            loop = asyncio.get_running_loop()
+            try:
+                runtime = await loop.run_in_executor(None, load_runtime, self.path)
+            except config.ConfigError as error:
+                metrics.CONFIG_RELOADS.labels("failure").inc()
+                self.gateway.config_error = str(error)
+                LOG.error(
+                    "config rejected; still serving the last good one",
+                    extra={
+                        "path": str(self.path),
+                        "trigger": why,
+                        "problems": [str(p) for p in error.problems],
+                        "serving": self.gateway.runtime.checksum,
+                    },
+                )
+                return False
+            previous = self.gateway.runtime.checksum
+            self.gateway.swap(runtime)
+            self._seen = fingerprint(self._watched())
+            metrics.CONFIG_RELOADS.labels("success").inc()
+            LOG.info(
+                "config reloaded",
+                extra={
+                    "path": str(self.path),
+                    "trigger": why,
+                    "checksum": runtime.checksum,
+                    "previous": previous,
+                },
+            )
+            return True
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            if fingerprint(self._watched()) != self._seen:
+                await self.reload("file change")
+
+
+def reload_context(path: Path) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp cleanup context running the watcher and the SIGHUP handler."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        reloader = Reloader(app[GATEWAY], path)
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[bool]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(reloader.reload("SIGHUP"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        watcher = loop.create_task(reloader.watch())
+        yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    return context

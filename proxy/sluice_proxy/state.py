@@ -1,0 +1,58 @@
+"""Shared objects of a running proxy, reached through typed application and request keys."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from . import metrics
+from .breaker import Breakers, State
+from .providers import Usage
+from .runtime import RuntimeConfig
+from .upstream import Upstream
+
+
+class Gateway:
+    """What every request needs: the current config snapshot and the long-lived clients."""
+
+    def __init__(self, runtime: RuntimeConfig) -> None:
+        self.runtime = runtime
+        self.upstream = Upstream()
+        self.breakers = Breakers(on_change=_export_breaker_state)
+        self.config_error: str | None = None
+        """The last rejected reload, shown by /readyz until a good one arrives."""
+
+    def swap(self, runtime: RuntimeConfig) -> None:
+        """Atomically serve ``runtime``; requests in flight keep the snapshot they hold."""
+        self.runtime = runtime
+        self.config_error = None
+        metrics.set_config_checksum(runtime.checksum)
+
+
+def _export_breaker_state(key: str, state: State) -> None:
+    provider, _, model = key.partition("/")
+    metrics.BREAKER_STATE.labels(provider, model).set(int(state))
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the access log line says about one request; filled in as the request proceeds."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    tenant: str = ""
+    model: str = ""
+    route: str = ""
+    provider: str = ""
+    upstream_model: str = ""
+    stream: bool = False
+    first_token_at: float | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+CONTEXT = web.RequestKey("context", RequestContext)

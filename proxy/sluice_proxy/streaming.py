@@ -1,0 +1,70 @@
+"""Relay an upstream stream to the client: decode, re-encode, end cleanly or with an error event."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .errors import GatewayError, UpstreamError
+from .fallback import Opened
+from .ingress import ChatCall, Ingress
+from .providers import Usage
+
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    response: web.StreamResponse
+    usage: Usage | None
+    first_token_at: float | None
+    """``time.perf_counter()`` when the first chunk reached the client."""
+    error: GatewayError | None = None
+    client_gone: bool = False
+
+
+async def relay(
+    request: web.Request, opened: Opened, *, ingress: Ingress, call: ChatCall, headers: dict[str, str]
+) -> StreamOutcome:
+    """Stream ``opened`` to the client; never raises for failures after the first byte."""
+    response = web.StreamResponse(headers={**headers, **STREAM_HEADERS})
+    await response.prepare(request)
+    target = opened.backend.target
+    decoder = opened.backend.adapter.stream_decoder(target, include_usage=call.include_usage)
+    encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
+    upstream = opened.response
+    outcome = StreamOutcome(response, None, None)
+    data = opened.first
+    try:
+        try:
+            while data:
+                if chunks := decoder.feed(data):
+                    await response.write(b"".join([encoder.chunk(c) for c in chunks]))
+                    if outcome.first_token_at is None:
+                        outcome.first_token_at = time.perf_counter()
+                if decoder.done:
+                    break
+                data = await upstream.read_chunk()
+            else:
+                if chunks := decoder.finish():
+                    await response.write(b"".join([encoder.chunk(c) for c in chunks]))
+            if not decoder.done:
+                raise UpstreamError(
+                    f"provider '{target.provider}' ended the stream before it was complete", reason=None
+                )
+            outcome.usage = decoder.usage
+            await response.write(encoder.finish(decoder.usage))
+        except GatewayError as error:
+            outcome.error = error
+            outcome.usage = decoder.usage
+            await response.write(encoder.error(error))
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client went away: closing the upstream response below cancels the upstream request.
+        outcome.client_gone = True
+        outcome.usage = decoder.usage
+    finally:
+        upstream.close()
+    return outcome
