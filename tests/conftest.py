@@ -50,11 +50,20 @@ def basic_config(upstream_url: str, **route_extra: Any) -> dict[str, Any]:
     """One OpenAI-format provider, route gpt-4o → it, tenants team-a (all) and team-b (mock only)."""
     return {
         "providers": [
-            {"name": "openai-main", "type": "openai", "baseURL": f"{upstream_url}/v1", "apiKey": {"value": "sk-upstream-secret"}},
+            {
+                "name": "openai-main",
+                "type": "openai",
+                "baseURL": f"{upstream_url}/v1",
+                "apiKey": {"value": "sk-upstream-secret"},
+            },
             {"name": "mock", "type": "mock"},
         ],
         "routes": [
-            {"model": "gpt-4o", "backends": [{"provider": "openai-main", "model": "gpt-4o-2024-08-06"}], **route_extra},
+            {
+                "model": "gpt-4o",
+                "backends": [{"provider": "openai-main", "model": "gpt-4o-2024-08-06"}],
+                **route_extra,
+            },
             {"model": "mock-echo", "backends": [{"provider": "mock", "model": "mock-echo"}]},
         ],
         "tenants": [

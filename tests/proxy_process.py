@@ -24,7 +24,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.02, message: str = "condition") -> Any:
+def wait_until(
+    condition: Any, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"
+) -> Any:
     """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -54,9 +56,21 @@ class ProxyProcess:
         os.symlink("..data/sluice.yaml", self.config_path)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sluice_proxy", "--config", str(self.config_path), "--port", str(self.port),
-             "--host", "127.0.0.1"],
-            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "sluice_proxy",
+                "--config",
+                str(self.config_path),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
         )
         try:
             wait_until(self._ready, timeout=20, message=f"proxy on port {self.port} to become ready")

@@ -25,7 +25,7 @@ def embedded_config(environ: Mapping[str, str]) -> config.SluiceConfig:
     extra_routes = []
     for env, name, kind, patterns in _PROVIDERS_FROM_ENV:
         if environ.get(env):
-            data["providers"].append({"name": name, "type": kind, "apiKey": {"env": env}})
+            data["providers"].append({"name": name, "type": kind, "apiKey": {"value": environ[env]}})
             extra_routes += [{"model": p, "backends": [{"provider": name, "model": "*"}]} for p in patterns]
     # Specific patterns first: the catch-all mock route stays last.
     data["routes"] = [data["routes"][0], *extra_routes, *data["routes"][1:]]

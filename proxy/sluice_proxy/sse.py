@@ -21,9 +21,13 @@ class SSEParser:
 
     def feed(self, data: bytes) -> list[Event]:
         buffer = self._buffer + data if self._buffer else data
+        held = b""
         if b"\r" in buffer:
+            if buffer.endswith(b"\r"):  # may be the first half of a CRLF split across reads
+                buffer, held = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *blocks, self._buffer = buffer.split(b"\n\n")
+        *blocks, rest = buffer.split(b"\n\n")
+        self._buffer = rest + held
         events = []
         for block in blocks:
             if event := _parse_block(block):
@@ -32,7 +36,7 @@ class SSEParser:
 
     def finish(self) -> list[Event]:
         """Events left when the stream ended without a trailing blank line."""
-        block, self._buffer = self._buffer, b""
+        block, self._buffer = self._buffer.replace(b"\r", b"\n"), b""
         event = _parse_block(block) if block.strip() else None
         return [event] if event else []
 

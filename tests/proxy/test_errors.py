@@ -26,7 +26,12 @@ def proxy(fake_openai: Upstream, start_proxy: Callable[..., ProxyProcess]) -> Pr
 
 def post(proxy: ProxyProcess, body: bytes | str, headers: dict[str, str] | None = None) -> httpx.Response:
     data = body.encode() if isinstance(body, str) else body
-    return httpx.post(f"{proxy.url}/v1/chat/completions", content=data, headers=AUTH if headers is None else headers, timeout=10)
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        content=data,
+        headers=AUTH if headers is None else headers,
+        timeout=10,
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,12 +44,29 @@ def post(proxy: ProxyProcess, body: bytes | str, headers: dict[str, str] | None 
         ('{"model": 42, "messages": []}', 400, "model", "string"),
         ('{"model": "gpt-4o"}', 400, "messages", "messages"),
         ('{"model": "gpt-4o", "messages": "hi"}', 400, "messages", "array"),
-        ('{"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}', 400, "messages[0].role", "wizard"),
-        ('{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "stream", "boolean"),
-        ('{"model": "gpt-5-ultra", "messages": [{"role": "user", "content": "x"}]}', 404, "model", "gpt-5-ultra"),
+        (
+            '{"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}',
+            400,
+            "messages[0].role",
+            "wizard",
+        ),
+        (
+            '{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            400,
+            "stream",
+            "boolean",
+        ),
+        (
+            '{"model": "gpt-5-ultra", "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "model",
+            "gpt-5-ultra",
+        ),
     ],
 )
-def test_bad_requests_name_the_problem(proxy: ProxyProcess, body: str, status: int, param: str | None, needle: str) -> None:
+def test_bad_requests_name_the_problem(
+    proxy: ProxyProcess, body: str, status: int, param: str | None, needle: str
+) -> None:
     response = post(proxy, body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -88,7 +110,9 @@ def test_upstream_client_error_is_passed_on_without_retry(proxy: ProxyProcess, f
     assert len(fake.requests) == 1
 
 
-def test_upstream_rejecting_our_credentials_is_a_502_that_says_so(proxy: ProxyProcess, fake_openai: Upstream) -> None:
+def test_upstream_rejecting_our_credentials_is_a_502_that_says_so(
+    proxy: ProxyProcess, fake_openai: Upstream
+) -> None:
     fake, _ = fake_openai
     fake.respond(Reply(status=401, error_message="Incorrect API key provided"))
     response = post(proxy, '{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}')

@@ -29,7 +29,12 @@ def two_backend_config(primary_url: str, secondary_url: str, **route: Any) -> di
     return {
         "providers": [
             {"name": "primary", "type": "openai", "baseURL": f"{primary_url}/v1", "apiKey": {"value": "k1"}},
-            {"name": "secondary", "type": "openai", "baseURL": f"{secondary_url}/v1", "apiKey": {"value": "k2"}},
+            {
+                "name": "secondary",
+                "type": "openai",
+                "baseURL": f"{secondary_url}/v1",
+                "apiKey": {"value": "k2"},
+            },
         ],
         "routes": [
             {
@@ -58,8 +63,10 @@ def pair(
 
 def chat(proxy: ProxyProcess, **extra: Any) -> httpx.Response:
     return httpx.post(
-        f"{proxy.url}/v1/chat/completions", json={**BODY, **extra},
-        headers={"Authorization": f"Bearer {TENANT_KEY}"}, timeout=20,
+        f"{proxy.url}/v1/chat/completions",
+        json={**BODY, **extra},
+        headers={"Authorization": f"Bearer {TENANT_KEY}"},
+        timeout=20,
     )
 
 
@@ -73,7 +80,9 @@ def test_retry_then_success_on_the_same_backend(pair: tuple[FakeOpenAI, FakeOpen
     assert proxy.metric("sluice_retries_total", provider="primary") == 1
 
 
-def test_falls_back_to_the_next_priority_after_retries(pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess]) -> None:
+def test_falls_back_to_the_next_priority_after_retries(
+    pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess],
+) -> None:
     primary, secondary, proxy = pair
     primary.respond(Reply(status=500))
     response = chat(proxy)
@@ -81,28 +90,34 @@ def test_falls_back_to_the_next_priority_after_retries(pair: tuple[FakeOpenAI, F
     assert response.headers["x-sluice-provider"] == "secondary"
     assert secondary.requests[-1].body["model"] == "s-model"
     assert len(primary.requests) == 2
-    assert proxy.metric("sluice_fallbacks_total", model="gpt-4o", provider="secondary", reason="serverError") == 1
+    assert (
+        proxy.metric("sluice_fallbacks_total", model="gpt-4o", provider="secondary", reason="serverError")
+        == 1
+    )
 
 
 def test_429_retry_after_is_honoured(pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess]) -> None:
-    primary, secondary, proxy = pair
+    primary, _, proxy = pair
     primary.respond(Reply(status=429, headers={"retry-after-ms": "300"}), Reply())
     response = chat(proxy)
     assert response.status_code == 200 and response.headers["x-sluice-provider"] == "primary"
-    assert float(response.json()["choices"][0]["message"]["content"] != "") == 1
-    # The second attempt came only after the upstream's Retry-After.
-    assert len(primary.requests) == 2
+    first, second = primary.requests
+    assert second.at - first.at >= 0.3, "the retry must wait for the upstream's Retry-After"
 
 
-def test_long_retry_after_moves_on_instead_of_waiting(pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess]) -> None:
-    primary, secondary, proxy = pair
+def test_long_retry_after_moves_on_instead_of_waiting(
+    pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess],
+) -> None:
+    primary, _, proxy = pair
     primary.respond(Reply(status=429, headers={"retry-after": "3600"}))
     response = chat(proxy)
     assert response.status_code == 200 and response.headers["x-sluice-provider"] == "secondary"
     assert len(primary.requests) == 1
 
 
-def test_all_backends_failing_returns_the_last_error(pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess]) -> None:
+def test_all_backends_failing_returns_the_last_error(
+    pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess],
+) -> None:
     primary, secondary, proxy = pair
     primary.respond(Reply(status=500))
     secondary.respond(Reply(status=429, error_message="slow down", headers={"retry-after": "30"}))
@@ -116,7 +131,9 @@ def test_slow_first_byte_times_out_and_falls_back(pair: tuple[FakeOpenAI, FakeOp
     primary, secondary, proxy = pair
     primary.respond(Reply(first_byte_delay=3))
     sdk = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=TENANT_KEY, max_retries=0)
-    stream = sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = sdk.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "w0 w1 w2 "
     assert secondary.requests and secondary.requests[-1].body["stream"] is True
 
@@ -133,7 +150,7 @@ def test_fallback_not_on_a_failure_class_the_route_excludes(
 
 
 def test_circuit_opens_after_repeated_failures(pair: tuple[FakeOpenAI, FakeOpenAI, ProxyProcess]) -> None:
-    primary, secondary, proxy = pair
+    primary, _, proxy = pair
     primary.respond(Reply(status=500))
     for _ in range(3):  # 2 attempts each: the breaker (threshold 5) opens during the third request
         assert chat(proxy).headers["x-sluice-provider"] == "secondary"
@@ -147,7 +164,9 @@ def test_broken_stream_ends_with_an_error_event(pair: tuple[FakeOpenAI, FakeOpen
     primary, secondary, proxy = pair
     primary.respond(Reply(cut_after=2, stream_words=5))
     sdk = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=TENANT_KEY, max_retries=0)
-    stream = sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = sdk.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     received = []
     with pytest.raises(openai.APIError):
         for chunk in stream:
@@ -160,8 +179,11 @@ def test_client_disconnect_cancels_the_upstream(pair: tuple[FakeOpenAI, FakeOpen
     primary, _, proxy = pair
     primary.respond(Reply(stream_words=200, chunk_delay=0.05))
     with httpx.stream(
-        "POST", f"{proxy.url}/v1/chat/completions", json={**BODY, "stream": True},
-        headers={"Authorization": f"Bearer {TENANT_KEY}"}, timeout=10,
+        "POST",
+        f"{proxy.url}/v1/chat/completions",
+        json={**BODY, "stream": True},
+        headers={"Authorization": f"Bearer {TENANT_KEY}"},
+        timeout=10,
     ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("data: ")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import OTHER_KEY, TENANT_KEY, basic_config
 from tests.proxy_process import ProxyProcess
-from tests.upstreams.openai import FakeOpenAI, Reply
+from tests.upstreams.openai import FakeOpenAI
 from tests.upstreams.server import ThreadedServer
 
 Upstream = tuple[FakeOpenAI, ThreadedServer]
@@ -60,7 +60,9 @@ def test_streaming_relays_chunks_and_strips_usage_the_client_did_not_ask_for(
 def test_streaming_usage_chunk_is_kept_when_asked(proxy: ProxyProcess) -> None:
     chunks = list(
         client(proxy).chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True,
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -105,7 +107,9 @@ def test_embeddings(proxy: ProxyProcess, fake_openai: Upstream) -> None:
 def test_access_log_has_one_json_line_without_secrets(proxy: ProxyProcess) -> None:
     import orjson
 
-    client(proxy).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "top secret prompt"}])
+    client(proxy).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "top secret prompt"}]
+    )
     lines = [orjson.loads(line) for line in proxy.logs().splitlines() if '"sluice.access"' in line]
     assert lines, proxy.logs()
     line = lines[-1]

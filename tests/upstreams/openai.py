@@ -35,6 +35,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
 class FakeOpenAI:
@@ -70,11 +71,15 @@ class FakeOpenAI:
         if reply.first_byte_delay:
             await asyncio.sleep(reply.first_byte_delay)
         if reply.status != 200:
-            error = {"error": {"message": reply.error_message, "type": "server_error", "param": None, "code": None}}
+            error = {
+                "error": {"message": reply.error_message, "type": "server_error", "param": None, "code": None}
+            }
             return web.json_response(error, status=reply.status, headers=reply.headers)
         model = body["model"]
         if body.get("stream"):
-            return await self._stream(request, reply, model, bool((body.get("stream_options") or {}).get("include_usage")))
+            return await self._stream(
+                request, reply, model, bool((body.get("stream_options") or {}).get("include_usage"))
+            )
         prompt, completion = reply.usage
         return web.json_response(
             {
@@ -82,17 +87,36 @@ class FakeOpenAI:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
             },
             headers=reply.headers,
         )
 
-    async def _stream(self, request: web.Request, reply: Reply, model: str, include_usage: bool) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, reply: Reply, model: str, include_usage: bool
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **reply.headers})
         await response.prepare(request)
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model}
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+        events = [
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+            }
+        ]
         events += [
             {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
             for i in range(reply.stream_words)
@@ -100,7 +124,11 @@ class FakeOpenAI:
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if include_usage:
             prompt, completion = reply.usage
-            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
             events.append({**base, "choices": [], "usage": usage})
         try:
             for i, event in enumerate(events):
@@ -124,7 +152,14 @@ class FakeOpenAI:
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i, _ in enumerate(inputs)]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i, _ in enumerate(inputs)
+        ]
         return web.json_response(
-            {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 4, "total_tokens": 4}}
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 4, "total_tokens": 4},
+            }
         )

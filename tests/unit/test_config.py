@@ -1,0 +1,102 @@
+"""Config validation names the path, the problem and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice_proxy import config
+from sluice_proxy.embedded import embedded_config
+from sluice_proxy.runtime import compile_config
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(config.ConfigError) as caught:
+        compile_config(config.loads(text))
+    return [str(p) for p in caught.value.problems]
+
+
+BASE = "providers: [{name: openai-main, type: openai, apiKey: {value: k}}, {name: claude, type: anthropic}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            BASE + "routes: [{model: a, backends: [{provider: opnai, model: m}]}]",
+            "routes[0].backends[0].provider: unknown provider 'opnai' (known: openai-main, claude)",
+        ),
+        (
+            BASE + "routes: [{model: a, backends: [{provider: claude, model: m, weight: -1}]}]",
+            "routes[0].backends[0].weight: Expected `int` >= 0",
+        ),
+        (
+            BASE + "routes: [{model: a, backends: [{provider: claude, model: m, wieght: 1}]}]",
+            "routes[0].backends[0]: Object contains unknown field `wieght`",
+        ),
+        (
+            BASE + "routes: [{model: a, timeout: soon, backends: [{provider: claude, model: m}]}]",
+            "routes[0].timeout: Expected `str` matching regex",
+        ),
+        (
+            BASE
+            + "routes: [{model: a, backends: [{provider: claude, model: m}, {provider: claude, model: m}]}]",
+            "routes[0].backends[1]: duplicate backend claude/m",
+        ),
+        (
+            BASE + "routes: [{model: a, backends: [{provider: claude, model: m, weight: 0}]}]",
+            "routes[0].backends: at least one backend needs a weight above 0",
+        ),
+        (
+            "providers: [{name: az, type: azure-openai, baseURL: 'https://x.openai.azure.com'}]",
+            "providers[0].apiVersion: azure-openai needs apiVersion",
+        ),
+        (
+            "providers: [{name: p, type: openai, apiKey: {env: A, value: b}}]",
+            "providers[0].apiKey: set exactly one of env, file, value (got env, value)",
+        ),
+        (
+            "providers: [{name: p, type: openai, apiKey: {env: SLUICE_TEST_SURELY_UNSET}}]",
+            "providers[0].apiKey.env: environment variable SLUICE_TEST_SURELY_UNSET is not set",
+        ),
+        ("providers: [{name: p, type: opnai}]", "providers[0].type: Invalid enum value 'opnai'"),
+        ("tenants: [{name: t, keys: [{sha256: nothex}]}]", "tenants[0].keys[0].sha256"),
+        (
+            "tenants: [{name: t, keys: [{value: sk-12345678}], routes: [nope]}]",
+            "tenants[0].routes[0]: unknown route 'nope'",
+        ),
+        (
+            "tenants: [{name: t, keys: [{value: sk-12345678}]}, {name: u, keys: [{value: sk-12345678}]}]",
+            "tenants[1].keys[0]: the same key is already given to tenant 't'",
+        ),
+    ],
+)
+def test_errors_name_the_path(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = (
+        BASE
+        + "routes: [{model: a, backends: [{provider: x, model: m}]}, {model: b, backends: [{provider: y, model: m}]}]"
+    )
+    assert len(problems(text)) == 2
+
+
+def test_embedded_default_adds_providers_for_keys_that_are_set() -> None:
+    plain = compile_config(embedded_config({}))
+    assert plain.route_for("anything").tiers[0][0].target.provider == "mock"  # type: ignore[union-attr]
+    with_keys = compile_config(embedded_config({"OPENAI_API_KEY": "sk-x"}))
+    assert with_keys.route_for("gpt-4o-mini").tiers[0][0].target.provider == "openai"  # type: ignore[union-attr]
+    assert with_keys.route_for("mock-echo").tiers[0][0].target.provider == "mock"  # type: ignore[union-attr]
+
+
+def test_keys_are_held_only_as_hashes() -> None:
+    runtime = compile_config(config.loads("tenants: [{name: t, keys: [{value: sk-plaintext-key}]}]"))
+    assert "sk-plaintext-key" not in runtime.tenants_by_key_hash
+    assert len(next(iter(runtime.tenants_by_key_hash))) == 64
+
+
+def test_durations() -> None:
+    assert config.parse_duration("1m30s") == 90
+    assert config.parse_duration("200ms") == pytest.approx(0.2)
