@@ -8,7 +8,7 @@
 # Prints the directory holding `kube-apiserver` and `etcd` on its last line.
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-1.35.2}
+K8S_VERSION=${K8S_VERSION:-1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-3.5.21}
 STAGING_VERSION="0.${K8S_VERSION#1.}"
 BIN_DIR=${SLUICE_K8S_BIN:-"${XDG_CACHE_HOME:-$HOME/.cache}/sluice/k8s/v${K8S_VERSION}-etcd${ETCD_VERSION}"}
@@ -36,8 +36,8 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 EOF
-  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
-  go mod tidy >/dev/null 2>&1
+  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
+  go mod tidy >&2
   go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/etcd.tmp" .
   mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
 fi
@@ -63,11 +63,12 @@ EOF
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   # k8s.io/kubernetes pins its staging modules at v0.0.0 with local replaces; point each
   # at its published tag instead (golang/go#44840).
-  for module in $(grep -oE 'k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | cut -d' ' -f1 | sort -u); do
+  # (exactly v0.0.0: pseudo-versions such as k8s.io/utils v0.0.0-2025… are real and stay)
+  for module in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u); do
     go mod edit -replace="$module=$module@v$STAGING_VERSION"
   done
-  go get "k8s.io/kubernetes@v$K8S_VERSION" >/dev/null 2>&1
-  go mod tidy >/dev/null 2>&1
+  go get "k8s.io/kubernetes@v$K8S_VERSION" >&2
+  go mod tidy >&2
   minor=${K8S_VERSION#1.}; minor=${minor%%.*}
   go build -trimpath -ldflags "-s -w \
     -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
