@@ -34,10 +34,12 @@ def start_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
     """Factory: ``start_proxy(config_dict, env=None)`` → a ready ProxyProcess (stopped after the test)."""
     started: list[ProxyProcess] = []
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None) -> ProxyProcess:
+    def start(
+        config: dict[str, Any], env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> ProxyProcess:
         directory = tmp_path / f"config-{len(started)}"
         directory.mkdir()
-        process = ProxyProcess(directory, config, env)
+        process = ProxyProcess(directory, config, env, args)
         started.append(process)
         return process
 

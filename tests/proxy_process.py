@@ -45,7 +45,13 @@ class ProxyProcess:
     directory, exactly as Kubernetes mounts a ConfigMap, so tests can swap it atomically.
     """
 
-    def __init__(self, directory: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,6 +72,7 @@ class ProxyProcess:
                 str(self.port),
                 "--host",
                 "127.0.0.1",
+                *args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
-from . import config, logs
-from .app import make_app
+from . import config, logs, workers
 from .embedded import LOCAL_DEV_KEY, embedded_config
-from .runtime import compile_config
+from .runtime import RuntimeConfig, compile_config
+
+# Nothing imported above may import prometheus_client: with --workers the metrics
+# directory must be set first (see workers.prepare_metrics_dir).
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -39,6 +39,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env.get("SLUICE_LOG_LEVEL"),
         choices=["debug", "info", "warning", "error"],
         help="(env SLUICE_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("SLUICE_WORKERS", "1")),
+        help="worker processes sharing the port, one per core is typical (env SLUICE_WORKERS; default 1)",
     )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     return parser.parse_args(argv)
@@ -71,6 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.workers > 1:
+        workers.prepare_metrics_dir()
+        return workers.supervise(
+            args.workers, lambda index: _serve(runtime, path, host, port, reuse_port=True)
+        )
+    _serve(runtime, path, host, port, reuse_port=False)
+    return 0
+
+
+def _serve(runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from .app import make_app
+
     try:
         import uvloop
 
@@ -79,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     app = make_app(runtime, config_path=path)
     web.run_app(
-        app, host=host, port=port, print=None, access_log=None, handle_signals=True, shutdown_timeout=30
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+        shutdown_timeout=30,
+        reuse_port=reuse_port,
     )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,7 +6,9 @@ boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -61,30 +63,48 @@ FALLBACKS = Counter(
     registry=REGISTRY,
 )
 RETRIES = Counter("sluice_retries", "Retries of the same backend.", ("provider",), registry=REGISTRY)
+# multiprocess_mode only matters under --workers: how the workers' values combine.
 BREAKER_STATE = Gauge(
-    "sluice_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ("provider", "model"), registry=REGISTRY
+    "sluice_circuit_breaker_state",
+    "0 closed, 1 half-open, 2 open.",
+    ("provider", "model"),
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 RATELIMIT_REJECTIONS = Counter(
     "sluice_ratelimit_rejections", "Requests refused by a limit.", ("tenant", "limit"), registry=REGISTRY
 )
 BUDGET_USED = Gauge(
-    "sluice_budget_used_ratio", "Share of the period's budget spent.", ("tenant",), registry=REGISTRY
+    "sluice_budget_used_ratio",
+    "Share of the period's budget spent.",
+    ("tenant",),
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 CACHE_REQUESTS = Counter(
     "sluice_cache_requests", "Response cache look-ups.", ("model", "result"), registry=REGISTRY
 )
 REDIS_ERRORS = Counter("sluice_redis_errors", "Failed Redis calls.", ("operation",), registry=REGISTRY)
 LIMITER_DEGRADED = Gauge(
-    "sluice_limiter_degraded", "1 while Redis is unreachable and the local limiter serves.", registry=REGISTRY
+    "sluice_limiter_degraded",
+    "1 while Redis is unreachable and the local limiter serves.",
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 CONFIG_RELOADS = Counter("sluice_config_reloads", "Configuration reloads.", ("result",), registry=REGISTRY)
 CONFIG_INFO = Gauge(
-    "sluice_config_info", "The loaded configuration's checksum.", ("checksum",), registry=REGISTRY
+    "sluice_config_info",
+    "1 for the loaded configuration's checksum.",
+    ("checksum",),
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 PRICING_UNKNOWN = Counter(
     "sluice_pricing_unknown", "Responses with no known price.", ("provider", "model"), registry=REGISTRY
 )
-INFLIGHT = Gauge("sluice_inflight_requests", "Requests being served.", registry=REGISTRY)
+INFLIGHT = Gauge(
+    "sluice_inflight_requests", "Requests being served.", registry=REGISTRY, multiprocess_mode="livesum"
+)
 OVERHEAD = Histogram(
     "sluice_overhead_seconds",
     "Time the proxy itself adds before the upstream call.",
@@ -93,9 +113,24 @@ OVERHEAD = Histogram(
 )
 
 
+_current_checksum: list[str] = []
+
+
 def set_config_checksum(checksum: str) -> None:
-    CONFIG_INFO.clear()
+    for previous in _current_checksum:
+        CONFIG_INFO.labels(previous).set(0)  # under --workers a removed series would linger at 1
+        CONFIG_INFO.remove(previous)
+    _current_checksum[:] = [checksum]
     CONFIG_INFO.labels(checksum).set(1)
+
+
+def exposition() -> bytes:
+    """The Prometheus text format; under --workers, aggregated over every worker."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
 
 
 def observe_response(
