@@ -104,6 +104,7 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
     if call.stream:
         outcome = await streaming.relay(request, opened, ingress=ingress, call=call, headers=headers)
         ctx.first_token_at = outcome.first_token_at
+        ctx.usage_estimated = outcome.usage_estimated
         if outcome.error is not None:
             ctx.error = outcome.error.message
         _record(ctx, backend, outcome.usage, "chat")

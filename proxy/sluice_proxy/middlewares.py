@@ -85,6 +85,7 @@ def _access_log(request: web.Request, ctx: RequestContext, status: int) -> None:
             else round((ctx.first_token_at - ctx.started) * 1000, 3),
             "input_tokens": usage.input_tokens if usage else None,
             "output_tokens": usage.output_tokens if usage else None,
+            "usage_estimated": ctx.usage_estimated,
             "cost_usd": ctx.cost_usd,
             "error": ctx.error,
         },

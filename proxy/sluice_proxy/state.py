@@ -50,6 +50,7 @@ class RequestContext:
     stream: bool = False
     first_token_at: float | None = None
     usage: Usage | None = None
+    usage_estimated: bool = False
     cost_usd: float | None = None
     error: str | None = None
 

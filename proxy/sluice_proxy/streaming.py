@@ -11,6 +11,7 @@ from .errors import GatewayError, UpstreamError
 from .fallback import Opened
 from .ingress import ChatCall, Ingress
 from .providers import Usage
+from .tokens import estimate_prompt_tokens
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -23,6 +24,7 @@ class StreamOutcome:
     """``time.perf_counter()`` when the first chunk reached the client."""
     error: GatewayError | None = None
     client_gone: bool = False
+    usage_estimated: bool = False
 
 
 async def relay(
@@ -36,11 +38,13 @@ async def relay(
     encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
     upstream = opened.response
     outcome = StreamOutcome(response, None, None)
+    relayed = 0
     data = opened.first
     try:
         try:
             while data:
                 if chunks := decoder.feed(data):
+                    relayed += len(chunks)
                     await response.write(b"".join([encoder.chunk(c) for c in chunks]))
                     if outcome.first_token_at is None:
                         outcome.first_token_at = time.perf_counter()
@@ -67,4 +71,9 @@ async def relay(
         outcome.usage = decoder.usage
     finally:
         upstream.close()
+    if outcome.usage is None:
+        # The provider never reported usage (client gone, stream broken): charge an estimate
+        # rather than nothing. Providers stream about one token per chunk.
+        outcome.usage = Usage(input_tokens=estimate_prompt_tokens(call.body), output_tokens=relayed)
+        outcome.usage_estimated = True
     return outcome

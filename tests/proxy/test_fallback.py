@@ -189,3 +189,6 @@ def test_client_disconnect_cancels_the_upstream(pair: tuple[FakeOpenAI, FakeOpen
         assert next(lines).startswith("data: ")
     wait_until(lambda: primary.disconnects == 1, timeout=10, message="upstream to see the disconnect")
     assert primary.finished_streams == 0
+    # The abandoned stream is still charged: an estimate, since the provider never reported usage.
+    wait_until(lambda: proxy.metric("sluice_tokens_total", tenant="team-a", type="output") >= 1, message="usage")
+    assert '"usage_estimated":true' in proxy.logs()
