@@ -8,15 +8,17 @@ from pathlib import Path
 from aiohttp import web
 
 from . import handlers, metrics
+from .logs import AccessLog
 from .middlewares import gateway_middleware
 from .reload import reload_context
 from .runtime import RuntimeConfig
-from .state import GATEWAY, Gateway
+from .state import ACCESS_LOG, GATEWAY, Gateway
 
 
 async def _close_clients(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[GATEWAY].upstream.close()
+    app[ACCESS_LOG].flush()
 
 
 def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.Application:
@@ -27,6 +29,7 @@ def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.
     gateway = Gateway(runtime)
     metrics.set_config_checksum(runtime.checksum)
     app[GATEWAY] = gateway
+    app[ACCESS_LOG] = AccessLog()
     app.cleanup_ctx.append(_close_clients)
     if config_path is not None:
         app.cleanup_ctx.append(reload_context(config_path))

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-ACCESS = logging.getLogger("sluice.access")
 LOG = logging.getLogger("sluice")
+# Access lines share the logger name and level of the stdlib logger, but not its machinery.
+ACCESS_LOGGER = logging.getLogger("sluice.access")
 
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def timestamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -39,3 +44,39 @@ def setup(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class AccessLog:
+    """One JSON line per request, written in batches.
+
+    Lines are serialised at once but written once per batch window, so a busy proxy
+    makes one ``write`` per window instead of one per request. :meth:`flush` runs at
+    shutdown so no line is lost.
+    """
+
+    WINDOW = 0.05
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream
+        self._pending: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return ACCESS_LOGGER.isEnabledFor(logging.INFO)
+
+    def emit(self, fields: dict[str, Any]) -> None:
+        line = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER.name, "msg": "request"}
+        line.update(fields)
+        self._pending.append(orjson.dumps(line, default=str) + b"\n")
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.WINDOW, self.flush)
+
+    def flush(self) -> None:
+        self._timer = None
+        if not self._pending:
+            return
+        data, self._pending = b"".join(self._pending), []
+        stream = self._stream or sys.stderr.buffer
+        stream.write(data)
+        stream.flush()

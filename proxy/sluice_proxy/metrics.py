@@ -133,6 +133,37 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
+class _ResponseSeries:
+    """The labelled children one (operation, provider, tenant, models) combination writes to.
+
+    ``labels()`` takes a lock and hashes its arguments; resolving them once per
+    combination keeps the per-request cost to the observations themselves.
+    """
+
+    __slots__ = ("duration", "tokens", "tpot", "ttft", "usage")
+
+    def __init__(
+        self,
+        operation: str,
+        provider_type: str,
+        provider: str,
+        tenant: str,
+        request_model: str,
+        response_model: str,
+    ) -> None:
+        genai = (operation, provider_type, request_model, response_model)
+        self.duration = REQUEST_DURATION.labels(*genai)
+        self.ttft = TIME_TO_FIRST_TOKEN.labels(*genai)
+        self.tpot = TIME_PER_OUTPUT_TOKEN.labels(*genai)
+        kinds = ("input", "output", "cached_input")
+        self.usage = tuple(TOKEN_USAGE.labels(*genai, kind) for kind in kinds)
+        self.tokens = tuple(TOKENS.labels(tenant, provider, response_model, kind) for kind in kinds)
+
+
+_series: dict[tuple[str, ...], _ResponseSeries] = {}
+_MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
+
+
 def observe_response(
     *,
     operation: str,
@@ -148,19 +179,18 @@ def observe_response(
     cached_input_tokens: int,
 ) -> None:
     """Record one finished model response (streamed or not)."""
-    genai = (operation, provider_type, request_model, response_model)
-    REQUEST_DURATION.labels(*genai).observe(duration)
+    key = (operation, provider_type, provider, tenant, request_model, response_model)
+    series = _series.get(key)
+    if series is None:
+        if len(_series) >= _MAX_SERIES:
+            _series.clear()
+        series = _series[key] = _ResponseSeries(*key)
+    series.duration.observe(duration)
     if time_to_first_token is not None:
-        TIME_TO_FIRST_TOKEN.labels(*genai).observe(time_to_first_token)
+        series.ttft.observe(time_to_first_token)
         if output_tokens > 1:
-            TIME_PER_OUTPUT_TOKEN.labels(*genai).observe(
-                (duration - time_to_first_token) / (output_tokens - 1)
-            )
-    for kind, count in (
-        ("input", input_tokens),
-        ("output", output_tokens),
-        ("cached_input", cached_input_tokens),
-    ):
-        if count or kind != "cached_input":
-            TOKEN_USAGE.labels(*genai, kind).observe(count)
-            TOKENS.labels(tenant, provider, response_model, kind).inc(count)
+            series.tpot.observe((duration - time_to_first_token) / (output_tokens - 1))
+    for index, count in enumerate((input_tokens, output_tokens, cached_input_tokens)):
+        if count or index < 2:
+            series.usage[index].observe(count)
+            series.tokens[index].inc(count)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from . import metrics
 from .breaker import Breakers, State
+from .logs import AccessLog
 from .providers import Usage
 from .runtime import RuntimeConfig
 from .upstream import Upstream
@@ -57,3 +58,4 @@ class RequestContext:
 
 GATEWAY = web.AppKey("gateway", Gateway)
 CONTEXT = web.RequestKey("context", RequestContext)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
