@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.conftest import OTHER_KEY, TENANT_KEY, basic_config
-from tests.proxy_process import ProxyProcess
+from tests.proxy_process import ProxyProcess, wait_until
 from tests.upstreams.openai import FakeOpenAI
 from tests.upstreams.server import ThreadedServer
 
@@ -110,8 +110,11 @@ def test_access_log_has_one_json_line_without_secrets(proxy: ProxyProcess) -> No
     client(proxy).chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "top secret prompt"}]
     )
-    lines = [orjson.loads(line) for line in proxy.logs().splitlines() if '"sluice.access"' in line]
-    assert lines, proxy.logs()
+
+    def access_lines() -> list[dict[str, object]]:
+        return [orjson.loads(line) for line in proxy.logs().splitlines() if '"sluice.access"' in line]
+
+    lines = wait_until(access_lines, message="the access line (written in batches)")
     line = lines[-1]
     assert line["tenant"] == "team-a" and line["provider"] == "openai-main" and line["status"] == 200
     assert line["input_tokens"] == 11 and line["output_tokens"] == 7
