@@ -34,6 +34,7 @@ def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.
     if config_path is not None:
         app.cleanup_ctx.append(reload_context(config_path))
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.models)
     app.router.add_get("/healthz", handlers.healthz)

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import auth, fallback, metrics, routing, streaming
 from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError
-from .ingress import OPENAI, Ingress
+from .ingress import ANTHROPIC, OPENAI, Ingress
 from .ingress.openai import parse_json_object, require_model
 from .providers import UpstreamRequest, Usage
 from .runtime import RuntimeBackend, RuntimeConfig, RuntimeRoute, RuntimeTenant
@@ -120,6 +120,11 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await chat(request, OPENAI)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic Messages for Anthropic-SDK clients; any provider serves it."""
+    return await chat(request, ANTHROPIC)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

@@ -86,8 +86,9 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_embedded_default_adds_providers_for_keys_that_are_set() -> None:
     plain = compile_config(embedded_config({}))
     assert plain.route_for("anything").tiers[0][0].target.provider == "mock"  # type: ignore[union-attr]
-    with_keys = compile_config(embedded_config({"OPENAI_API_KEY": "sk-x"}))
+    with_keys = compile_config(embedded_config({"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"}))
     assert with_keys.route_for("gpt-4o-mini").tiers[0][0].target.provider == "openai"  # type: ignore[union-attr]
+    assert with_keys.route_for("claude-sonnet-4-5").tiers[0][0].target.provider == "anthropic"  # type: ignore[union-attr]
     assert with_keys.route_for("mock-echo").tiers[0][0].target.provider == "mock"  # type: ignore[union-attr]
 
 

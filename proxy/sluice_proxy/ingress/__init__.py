@@ -1,12 +1,14 @@
 """Client wire formats: how requests arrive and how answers leave."""
 
+from .anthropic import AnthropicIngress
 from .base import ChatCall, Ingress, StreamEncoder
 from .openai import OpenAIIngress
 
 OPENAI: Ingress = OpenAIIngress()
+ANTHROPIC: Ingress = AnthropicIngress()
 
 # Path prefix → the ingress whose error shape answers there; OpenAI's is the default.
-_BY_PREFIX: dict[str, Ingress] = {}
+_BY_PREFIX: dict[str, Ingress] = {"/v1/messages": ANTHROPIC}
 
 
 def for_path(path: str) -> Ingress:
@@ -16,4 +18,4 @@ def for_path(path: str) -> Ingress:
     return OPENAI
 
 
-__all__ = ["OPENAI", "ChatCall", "Ingress", "StreamEncoder", "for_path"]
+__all__ = ["ANTHROPIC", "OPENAI", "ChatCall", "Ingress", "StreamEncoder", "for_path"]

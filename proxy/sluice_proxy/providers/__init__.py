@@ -1,6 +1,7 @@
 """Upstream wire formats, one module per format; vendors sharing a format are config entries."""
 
 from ..config.schema import ProviderType
+from .anthropic import AnthropicAdapter
 from .base import Adapter, Chunk, StreamDecoder, Target, UpstreamRequest, Usage
 from .openai import OpenAIAdapter
 
@@ -10,6 +11,7 @@ ADAPTERS: dict[ProviderType, Adapter] = {
     ProviderType.OPENAI: _OPENAI,
     ProviderType.AZURE_OPENAI: _OPENAI,
     ProviderType.MOCK: _OPENAI,
+    ProviderType.ANTHROPIC: AnthropicAdapter(),
 }
 
 __all__ = ["ADAPTERS", "Adapter", "Chunk", "StreamDecoder", "Target", "UpstreamRequest", "Usage"]
