@@ -219,14 +219,14 @@ def test_anthropic_sdk_to_anthropic_upstream_with_tools(
     message = client.messages.create(
         model="claude-sonnet", max_tokens=50, tools=tools, messages=[{"role": "user", "content": "Weather?"}]
     )
-    tool_use = [b for b in message.content if b.type == "tool_use"][0]
+    tool_use = next(b for b in message.content if b.type == "tool_use")
     assert tool_use.name == "get_weather" and tool_use.input == WEATHER_TOOL["input"]
     assert message.stop_reason == "tool_use"
     with client.messages.stream(
         model="claude-sonnet", max_tokens=50, tools=tools, messages=[{"role": "user", "content": "Weather?"}]
     ) as stream:
         final = stream.get_final_message()
-    streamed_tool = [b for b in final.content if b.type == "tool_use"][0]
+    streamed_tool = next(b for b in final.content if b.type == "tool_use")
     assert streamed_tool.input == WEATHER_TOOL["input"] and final.stop_reason == "tool_use"
 
 
