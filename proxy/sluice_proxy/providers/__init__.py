@@ -3,6 +3,8 @@
 from ..config.schema import ProviderType
 from .anthropic import AnthropicAdapter
 from .base import Adapter, Chunk, StreamDecoder, Target, UpstreamRequest, Usage
+from .gemini import GeminiAdapter
+from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter
 
 _OPENAI = OpenAIAdapter()
@@ -12,6 +14,8 @@ ADAPTERS: dict[ProviderType, Adapter] = {
     ProviderType.AZURE_OPENAI: _OPENAI,
     ProviderType.MOCK: _OPENAI,
     ProviderType.ANTHROPIC: AnthropicAdapter(),
+    ProviderType.GEMINI: GeminiAdapter(),
+    ProviderType.OLLAMA: OllamaAdapter(),
 }
 
 __all__ = ["ADAPTERS", "Adapter", "Chunk", "StreamDecoder", "Target", "UpstreamRequest", "Usage"]
