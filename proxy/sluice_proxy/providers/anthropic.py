@@ -224,6 +224,21 @@ class AnthropicAdapter:
             return f"upstream answered HTTP {status}"
 
 
+def _event_json(data: bytes) -> JSON:
+    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"anthropic sent a stream event that is not JSON: {data[:80]!r}", reason=None
+        ) from None
+    if not isinstance(value, dict):
+        raise UpstreamError(
+            f"anthropic sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
+        )
+    return value
+
+
 @final
 class AnthropicStreamDecoder:
     """Messages SSE events → OpenAI chunks. ``message_delta`` usage is cumulative."""
@@ -247,7 +262,7 @@ class AnthropicStreamDecoder:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def _on(self, event: sse.Event) -> list[Chunk]:
-        data = orjson.loads(event.data) if event.data else {}
+        data = _event_json(event.data) if event.data else {}
         kind = data.get("type") or event.event
         if kind == "message_start":
             message = data.get("message") or {}

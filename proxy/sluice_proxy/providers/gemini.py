@@ -284,6 +284,21 @@ class GeminiAdapter:
             return f"upstream answered HTTP {status}"
 
 
+def _event_json(data: bytes) -> JSON:
+    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"gemini sent a stream event that is not JSON: {data[:80]!r}", reason=None
+        ) from None
+    if not isinstance(value, dict):
+        raise UpstreamError(
+            f"gemini sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
+        )
+    return value
+
+
 @final
 class GeminiStreamDecoder:
     """``alt=sse`` events (each a whole GenerateContentResponse) → OpenAI chunks."""
@@ -316,8 +331,8 @@ class GeminiStreamDecoder:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def _on(self, event: sse.Event) -> list[Chunk]:
-        data = orjson.loads(event.data)
-        if isinstance(data, dict) and "error" in data:
+        data = _event_json(event.data)
+        if "error" in data:
             error = data["error"] or {}
             raise UpstreamError(
                 f"gemini stream error: {error.get('message', 'unknown')}",

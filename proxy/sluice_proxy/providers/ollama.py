@@ -219,6 +219,21 @@ class OllamaAdapter:
         return str(error) if error else f"upstream answered HTTP {status}"
 
 
+def _event_json(data: bytes) -> JSON:
+    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"ollama sent a stream event that is not JSON: {data[:80]!r}", reason=None
+        ) from None
+    if not isinstance(value, dict):
+        raise UpstreamError(
+            f"ollama sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
+        )
+    return value
+
+
 @final
 class OllamaStreamDecoder:
     """NDJSON lines → OpenAI chunks; the ``done`` line carries finish reason and usage."""
@@ -234,11 +249,11 @@ class OllamaStreamDecoder:
 
     def feed(self, data: bytes) -> list[Chunk]:
         *lines, self._buffer = (self._buffer + data).split(b"\n")
-        return [c for line in lines if line.strip() for c in self._on(orjson.loads(line))]
+        return [c for line in lines if line.strip() for c in self._on(_event_json(line))]
 
     def finish(self) -> list[Chunk]:
         line, self._buffer = self._buffer, b""
-        return self._on(orjson.loads(line)) if line.strip() else []
+        return self._on(_event_json(line)) if line.strip() else []
 
     def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
