@@ -1,0 +1,6 @@
+"""Rate limits, concurrency and budgets: exact across replicas through Redis, or in-process."""
+
+from .keys import MICRO, Period, read_spend, usage_key
+from .limiter import Admission, Limiter
+
+__all__ = ["MICRO", "Admission", "Limiter", "Period", "read_spend", "usage_key"]

@@ -1,0 +1,51 @@
+"""OpenAI-style rate-limit headers from a limiter decision."""
+
+from __future__ import annotations
+
+import math
+
+from .checks import Check, Kind
+from .store import Decision
+
+
+def go_duration(ms: int) -> str:
+    """A duration as Go prints it, which is what OpenAI sends: ``12ms``, ``1.5s``, ``6m0s``."""
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    text = f"{hours}h" if hours else ""
+    if hours or minutes:
+        text += f"{minutes}m"
+    return f"{text}{seconds}s"
+
+
+def retry_after(ms: int) -> str:
+    """Whole seconds for ``Retry-After``, rounded up, at least 1."""
+    return str(max(1, math.ceil(ms / 1000)))
+
+
+def rate_headers(checks: list[Check], decision: Decision, reserved_tokens: int) -> dict[str, str]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` of the tightest limit of each kind."""
+    admitted = decision.rejected is None
+    headers: dict[str, str] = {}
+    for kind, suffix, charge in ((Kind.REQUESTS, "requests", 1), (Kind.TOKENS, "tokens", reserved_tokens)):
+        tightest: tuple[int, int, int] | None = None
+        for check, used, reset in zip(checks, decision.used, decision.reset_ms, strict=True):
+            if check.kind is not kind:
+                continue
+            charged = charge if admitted else 0
+            remaining = max(0, check.limit - used - charged)
+            if reset <= 0 and charged > 0:
+                reset = check.window_ms  # this request's own charge is the oldest in the window
+            if tightest is None or remaining < tightest[1]:
+                tightest = (check.limit, remaining, reset)
+        if tightest is not None:
+            limit, remaining, reset = tightest
+            headers[f"x-ratelimit-limit-{suffix}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{suffix}"] = str(remaining)
+            headers[f"x-ratelimit-reset-{suffix}"] = go_duration(reset)
+    return headers

@@ -1,0 +1,69 @@
+"""Redis key names and accounting periods: the layout the operator reads too.
+
+Every key of one tenant carries the hash tag ``{<prefix>:<tenant>}`` so that a Lua script
+touching them all runs in one Redis Cluster slot. ``<tenant>`` is the tenant name exactly
+as in the config; ``<prefix>`` is ``redis.keyPrefix`` (default ``sluice``).
+
+====================================================  ==========================================
+key                                                   holds
+====================================================  ==========================================
+``{sluice:<tenant>}:requests``                        sorted set: admission id → admitted at (ms)
+``{sluice:<tenant>}:tokens``                          hash: unix second → tokens charged then
+``{sluice:<tenant>}:concurrency``                     sorted set: admission id → lease end (ms)
+``{sluice:<tenant>}:model:<model>:requests|tokens``   the same, per tenant and route model
+``{sluice:<tenant>}:usage:day:<YYYY-MM-DD>``          hash: spend_micro, input_tokens,
+``{sluice:<tenant>}:usage:month:<YYYY-MM>``           output_tokens, cached_input_tokens, requests
+``{sluice:route:<model>}:requests|tokens|concurrency``  route ceilings shared by every tenant
+====================================================  ==========================================
+
+Spend is integer micro-dollars (``spend_micro``; 1 USD = 1,000,000) in UTC periods; a usage
+hash expires :data:`USAGE_RETENTION` after its period ends. Route ceilings live in their own
+slot: on Redis Cluster a request with route limits would span two slots (this proxy speaks
+to one primary, where a single script covers both).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from redis.asyncio import Redis
+
+Period = Literal["day", "month"]
+MICRO = 1_000_000
+USAGE_RETENTION = timedelta(days=35)
+SPEND_FIELD = "spend_micro"
+
+
+def tenant_tag(prefix: str, tenant: str) -> str:
+    return f"{{{prefix}:{tenant}}}"
+
+
+def route_tag(prefix: str, model: str) -> str:
+    return f"{{{prefix}:route:{model}}}"
+
+
+def period_id(period: Period, now: datetime) -> str:
+    return now.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+def period_end(period: Period, now: datetime) -> datetime:
+    """The first instant (UTC) of the next period."""
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return start + timedelta(days=1)
+    first = start.replace(day=1)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def usage_key(prefix: str, tenant: str, period: Period, now: datetime) -> str:
+    return f"{tenant_tag(prefix, tenant)}:usage:{period}:{period_id(period, now.astimezone(UTC))}"
+
+
+async def read_spend(
+    redis: Redis, tenant_name: str, period: Period, *, prefix: str = "sluice", now: datetime | None = None
+) -> int:
+    """Micro-dollars the tenant spent in the current (or ``now``'s) day or month."""
+    key = usage_key(prefix, tenant_name, period, now or datetime.now(UTC))
+    value = await redis.hget(key, SPEND_FIELD)
+    return int(value or 0)

@@ -1,0 +1,334 @@
+"""Admission and settlement of requests against rate limits, concurrency and budgets.
+
+Algorithms (the same in Redis Lua and in-process):
+
+* **Requests: sliding log.** A sorted set of admission times per limit; a request is
+  admitted while fewer than ``limit`` admissions fall in the last 60 s. Exact (no
+  fixed-window double burst at a minute boundary), memory O(limit), which is small for
+  request limits.
+* **Tokens: sliding window of charged tokens in one-second buckets.** Token counts are
+  only known after the response, so a log of requests cannot hold them; a hash of at most
+  60 per-second sums can, and is exact to the second. A request is admitted while the
+  tokens charged in the window are under the limit. The caller's estimate is reserved at
+  admission (so a burst cannot all slip in before any usage lands) and reconciled with the
+  provider's usage at settlement: extra tokens are charged at settlement time, an
+  over-reservation is refunded where it was charged.
+* **Concurrency: leases.** A sorted set of admission ids scored by lease end; settlement
+  removes the id, and a lease frees itself after ``LEASE_MS`` if its replica died.
+
+Every check of one request runs in one Lua script (one round trip, all-or-nothing).
+Redis calls are bounded by ``redis.timeout``; on a failure the limiter turns *degraded*:
+``failMode: open`` serves from the per-replica local store, ``closed`` answers 503, and a
+background PING probe restores Redis when it answers again. Settlements made while
+degraded are queued and replayed to Redis on recovery, so usage and spend are not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from .. import metrics
+from ..config import parse_duration
+from ..config.schema import RedisSettings
+from ..errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
+from ..providers.base import Usage
+from ..runtime import RuntimeRoute, RuntimeTenant
+from .checks import Check, Kind, plan, tenant_checks, wants_tokens
+from .headers import go_duration, rate_headers, retry_after
+from .keys import MICRO, USAGE_RETENTION, Period, period_end, usage_key
+from .local_store import LocalStore
+from .redis_store import RedisStore
+from .report import usage_report
+from .store import Decision, Settlement, Store
+
+LOG = logging.getLogger("sluice.limits")
+PROBE_INTERVAL = 0.5
+MAX_PENDING = 100_000
+"""Settlements kept for replay while Redis is down; beyond this the oldest are dropped and logged."""
+_PERIODS: tuple[Period, Period] = ("day", "month")
+
+
+@dataclass(slots=True, eq=False)
+class Admission:
+    """One admitted request; settle or release it exactly once."""
+
+    id: str
+    tenant: RuntimeTenant
+    checks: list[Check]
+    reserved_tokens: int
+    admitted_ms: int
+    headers: dict[str, str]
+    """``x-ratelimit-*`` for the successful response."""
+    store: Store
+    settled: bool = field(default=False)
+
+
+class Limiter:
+    def __init__(self, settings: RedisSettings | None, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.prefix = settings.key_prefix if settings else "sluice"
+        self.timeout = parse_duration(settings.timeout) if settings else 0.0
+        self.fail_open = settings is None or settings.fail_mode == "open"
+        self.redis = redis
+        self._redis_store = RedisStore(redis) if redis is not None else None
+        self._local = LocalStore()
+        self._degraded = False
+        self._probe: asyncio.Task[None] | None = None
+        self._pending: deque[Settlement] = deque()
+        self._background: set[asyncio.Task[None]] = set()
+        # Admission ids are members of shared sorted sets: unique across replicas and limiters.
+        self._id_prefix = os.urandom(6).hex()
+        self._ids = itertools.count(1)
+
+    @classmethod
+    async def start(cls, settings: RedisSettings | None) -> Limiter:
+        """A limiter on Redis (``settings``) or in-process (None); starts degraded if Redis is down."""
+        if settings is None:
+            return cls(None)
+        timeout = parse_duration(settings.timeout)
+        pool = BlockingConnectionPool.from_url(
+            settings.url, max_connections=128, timeout=timeout, socket_connect_timeout=timeout
+        )
+        limiter = cls(settings, Redis(connection_pool=pool))
+        try:
+            async with asyncio.timeout(max(timeout, 1.0)):  # the first connect may be slower
+                await limiter._ping()
+        except (RedisError, OSError, TimeoutError) as error:
+            limiter._fail("ping", error)
+        else:
+            metrics.LIMITER_DEGRADED.set(0)
+        return limiter
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and decisions are local (or refused)."""
+        return self._degraded
+
+    def wants_tokens(self, tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
+        """Whether ``admit`` needs a token estimate for this request."""
+        return wants_tokens(tenant, route)
+
+    async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
+        """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
+        checks = plan(self.prefix, tenant, route)
+        id = f"{self._id_prefix}-{next(self._ids):x}"
+        store, decision = await self._decide(checks, id, estimated_tokens)
+        headers = rate_headers(checks, decision, estimated_tokens)
+        if decision.rejected is not None:
+            raise self._rejection(tenant, decision, decision.rejected, headers)
+        return Admission(id, tenant, checks, estimated_tokens, decision.now_ms, headers, store)
+
+    async def _decide(self, checks: list[Check], id: str, reserved: int) -> tuple[Store, Decision]:
+        if self._redis_store is not None and not self._degraded:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return self._redis_store, await self._redis_store.admit(checks, id, reserved)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._fail("admit", error)
+        if not self.fail_open:
+            raise ServiceUnavailableError(
+                "the rate limiter cannot reach Redis and redis.failMode is 'closed'; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        return self._local, await self._local.admit(checks, id, reserved)
+
+    def _rejection(
+        self, tenant: RuntimeTenant, decision: Decision, check: Check, headers: dict[str, str]
+    ) -> RateLimitError:
+        index = decision.rejected_index
+        used, reset = decision.used[index], decision.reset_ms[index]
+        metrics.RATELIMIT_REJECTIONS.labels(tenant.name, check.label).inc()
+        wait = 1000 if check.kind is Kind.CONCURRENCY else reset
+        headers = {**headers, "Retry-After": retry_after(wait)}
+        if check.kind is Kind.BUDGET:
+            budget = tenant.spec.budget
+            assert budget is not None
+            resets = datetime.fromtimestamp((decision.now_ms + reset) / 1000, UTC)
+            return BudgetExceededError(
+                f"tenant '{tenant.name}' has spent ${used / MICRO:.2f} of its {budget.period}ly budget "
+                f"of ${budget.usd:.2f} (tenants[].budget.usd); it resets at {resets:%Y-%m-%dT%H:%M:%SZ}",
+                headers=headers,
+            )
+        scope = check.label.removesuffix(check.kind_word)
+        what = {"": f"tenant '{tenant.name}'", "model_": f"tenant '{tenant.name}' on this model"}.get(
+            scope, "this model for all tenants"
+        )
+        unit = "concurrent requests" if check.kind is Kind.CONCURRENCY else f"{check.kind_word} per minute"
+        return RateLimitError(
+            f"rate limit reached for {what}: {used} of {check.limit} {unit} in use; "
+            f"retry in {go_duration(wait)}",
+            headers=headers,
+        )
+
+    async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
+        """Charge real usage and spend, free concurrency slots; later calls do nothing."""
+        if admission.settled:
+            return
+        admission.settled = True
+        usage = usage or Usage()
+        now = datetime.now(UTC)
+        spend_micro = round((cost_usd or 0.0) * MICRO)
+        usage_keys = [
+            (
+                usage_key(self.prefix, admission.tenant.name, period, now),
+                int((period_end(period, now) + USAGE_RETENTION - now).total_seconds()),
+            )
+            for period in _PERIODS
+        ]
+        settlement = Settlement(
+            id=admission.id,
+            admitted_ms=admission.admitted_ms,
+            delta_tokens=usage.total_tokens - admission.reserved_tokens,
+            token_keys=[c.key for c in admission.checks if c.kind is Kind.TOKENS],
+            slot_keys=[c.key for c in admission.checks if c.kind is Kind.CONCURRENCY],
+            usage_keys=usage_keys,
+            spend_micro=spend_micro,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+        )
+        if admission.store is self._local:
+            spends = await self._local.settle(settlement)
+            if self._redis_store is not None:
+                # Admitted locally during an outage: the shared usage totals still need it.
+                await self._settle_shared(
+                    Settlement(
+                        admission.id,
+                        0,
+                        0,
+                        usage_keys=usage_keys,
+                        spend_micro=spend_micro,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        cached_input_tokens=usage.cached_input_tokens,
+                    )
+                )
+        else:
+            spends = await self._settle_shared(settlement)
+        if spends:
+            self._watch_budget(admission.tenant, dict(zip(_PERIODS, spends, strict=True)), spend_micro)
+
+    def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
+        """``settle`` in the background; ``close`` waits for it."""
+        if admission.settled:
+            return
+        task = asyncio.get_running_loop().create_task(self.settle(admission, usage, cost_usd))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def release(self, admission: Admission) -> None:
+        """Free an admission that produced no usage (failed before any token was served)."""
+        self.settle_soon(admission, None, 0.0)
+
+    async def _settle_shared(self, settlement: Settlement) -> list[int]:
+        assert self._redis_store is not None
+        if not self._degraded:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await self._redis_store.settle(settlement)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._fail("settle", error)
+        self._keep(settlement)
+        return []
+
+    def _keep(self, settlement: Settlement) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            dropped = self._pending.popleft()
+            LOG.error("usage of admission %s dropped: %d settlements wait for Redis", dropped.id, MAX_PENDING)
+        self._pending.append(settlement)
+
+    def _watch_budget(self, tenant: RuntimeTenant, spends: dict[Period, int], spent_now: int) -> None:
+        budget = tenant.spec.budget
+        if budget is None or budget.usd <= 0:
+            return
+        limit = budget.usd * MICRO
+        spend = spends[budget.period]
+        metrics.BUDGET_USED.labels(tenant.name).set(spend / limit)
+        if budget.alert_percent is not None:
+            threshold = limit * budget.alert_percent / 100
+            # Only the settlement that crosses the threshold logs: one line across replicas.
+            if spend - spent_now < threshold <= spend:
+                LOG.warning(
+                    "tenant '%s' has spent %.0f%% of its %sly budget of $%.2f",
+                    tenant.name,
+                    100 * spend / limit,
+                    budget.period,
+                    budget.usd,
+                )
+
+    def _fail(self, operation: str, error: BaseException) -> None:
+        metrics.REDIS_ERRORS.labels(operation).inc()
+        if self._degraded:
+            return
+        self._degraded = True
+        metrics.LIMITER_DEGRADED.set(1)
+        mode = "serving from the local limiter" if self.fail_open else "refusing requests (failMode closed)"
+        LOG.warning(
+            "Redis %s failed (%s: %s); %s until it answers", operation, type(error).__name__, error, mode
+        )
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _ping(self) -> None:
+        assert self.redis is not None
+        await self.redis.ping()
+
+    async def _recover(self) -> None:
+        """Probe Redis until it answers, replay queued settlements, then leave degraded mode."""
+        assert self._redis_store is not None
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            try:
+                async with asyncio.timeout(max(self.timeout, 0.2)):
+                    await self._ping()
+                while self._pending:
+                    async with asyncio.timeout(max(self.timeout, 0.2)):
+                        await self._redis_store.settle(self._pending[0])
+                    self._pending.popleft()
+            except (RedisError, OSError, TimeoutError):
+                metrics.REDIS_ERRORS.labels("probe").inc()
+                continue
+            self._degraded = False
+            metrics.LIMITER_DEGRADED.set(0)
+            LOG.warning("Redis answers again; the shared limiter is back")
+            return
+
+    async def snapshot(self, tenant: RuntimeTenant) -> dict[str, Any]:
+        """The tenant's usage this day and month, its budget and its limits, for GET /v1/usage."""
+        now = datetime.now(UTC)
+        checks = tenant_checks(self.prefix, tenant, None, now)
+        keys = [usage_key(self.prefix, tenant.name, period, now) for period in _PERIODS]
+        store: Store = self._local
+        if self._redis_store is not None and not self._degraded:
+            store = self._redis_store
+        try:
+            async with asyncio.timeout(self.timeout or None):
+                decision = await store.admit(checks, "snapshot", 0, dry=True)
+                usage = await store.read_usage(keys)
+        except (RedisError, OSError, TimeoutError) as error:
+            self._fail("snapshot", error)
+            raise ServiceUnavailableError(
+                "usage is unavailable while Redis does not answer; retry shortly"
+            ) from None
+        return usage_report(
+            tenant, now, checks, decision, dict(zip(_PERIODS, usage, strict=True)), self._degraded
+        )
+
+    async def close(self) -> None:
+        """Wait for background settlements, stop probing, close the pool."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._probe is not None:
+            self._probe.cancel()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,57 @@
+"""The shared store: one Lua script per admission and one per settlement, each one round trip."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from redis.asyncio import Redis
+
+from .checks import WINDOW_MS, Check
+from .store import Decision, Settlement, decision
+
+_LUA = files(__package__).joinpath("lua")
+_USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_tokens", "requests")
+
+
+class RedisStore:
+    """Scripts run by SHA (EVALSHA); redis-py loads them again after a NOSCRIPT reply."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._admit = redis.register_script(_LUA.joinpath("admit.lua").read_text())
+        self._settle = redis.register_script(_LUA.joinpath("settle.lua").read_text())
+
+    async def admit(
+        self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
+    ) -> Decision:
+        args: list[str | int] = [id, -1 if dry else reserved_tokens]
+        for check in checks:
+            args += [check.kind.value, check.limit, check.window_ms]
+        reply = await self._admit(keys=[c.key for c in checks], args=args)
+        return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
+
+    async def settle(self, settlement: Settlement) -> list[int]:
+        s = settlement
+        keys = [*s.token_keys, *s.slot_keys, *(key for key, _ in s.usage_keys)]
+        args: list[str | int] = [
+            s.id,
+            s.admitted_ms,
+            len(s.token_keys),
+            len(s.slot_keys),
+            s.delta_tokens,
+            WINDOW_MS,
+            *(ttl for _, ttl in s.usage_keys),
+            s.spend_micro,
+            s.input_tokens,
+            s.output_tokens,
+            s.cached_input_tokens,
+        ]
+        reply = await self._settle(keys=keys, args=args)
+        return [int(v) for v in reply]
+
+    async def read_usage(self, keys: list[str]) -> list[dict[str, int]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, _USAGE_FIELDS)
+            replies = await pipe.execute()
+        return [{f: int(v or 0) for f, v in zip(_USAGE_FIELDS, reply, strict=True)} for reply in replies]
