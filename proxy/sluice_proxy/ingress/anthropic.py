@@ -126,6 +126,15 @@ def _tools(data: JSON) -> dict[str, Any]:
     return extra
 
 
+def anthropic_usage(usage: Usage) -> JSON:
+    """Anthropic counts cache reads apart from ``input_tokens``; the hub's input includes them."""
+    return {
+        "input_tokens": usage.input_tokens - usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_input_tokens": usage.cached_input_tokens,
+    }
+
+
 def render_error_body(error: GatewayError) -> JSON:
     kind = ERROR_TYPES.get(error.status, "api_error")
     return {"type": "error", "error": {"type": kind, "message": error.message}}
@@ -203,10 +212,15 @@ class AnthropicIngress:
                 "content": content,
                 "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
                 "stop_sequence": None,
-                "usage": {
-                    "input_tokens": usage.get("prompt_tokens", 0),
-                    "output_tokens": usage.get("completion_tokens", 0),
-                },
+                "usage": anthropic_usage(
+                    Usage(
+                        input_tokens=int(usage.get("prompt_tokens") or 0),
+                        output_tokens=int(usage.get("completion_tokens") or 0),
+                        cached_input_tokens=int(
+                            (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+                        ),
+                    )
+                ),
             }
         )
 
@@ -303,7 +317,7 @@ class AnthropicStreamEncoder:
             "message_delta",
             {
                 "delta": {"stop_reason": self._stop_reason, "stop_sequence": None},
-                "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+                "usage": anthropic_usage(usage),
             },
         )
         return out + self._event("message_stop", {})
