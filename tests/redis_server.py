@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.proxy_process import free_port, wait_until
 
@@ -48,8 +50,11 @@ class RedisServer:
         except redis.RedisError:
             return False
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+    def client(self, timeout: float = 2.0) -> redis.Redis:
+        """A synchronous client that does not retry: a timeout surfaces as redis.TimeoutError."""
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
 
     def kill(self) -> None:
         """SIGKILL, as an outage; ``start`` brings it back on the same port."""

@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .. import metrics
@@ -97,7 +99,13 @@ class Limiter:
             return cls(None)
         timeout = parse_duration(settings.timeout)
         pool = BlockingConnectionPool.from_url(
-            settings.url, max_connections=128, timeout=timeout, socket_connect_timeout=timeout
+            settings.url,
+            max_connections=128,
+            timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(
+                NoBackoff(), 0
+            ),  # redis.timeout bounds each call; retrying inside it only hides an outage
         )
         limiter = cls(settings, Redis(connection_pool=pool))
         try:
@@ -153,9 +161,10 @@ class Limiter:
         if check.kind is Kind.BUDGET:
             budget = tenant.spec.budget
             assert budget is not None
-            resets = datetime.fromtimestamp((decision.now_ms + reset) / 1000, UTC)
+            resets = period_end(budget.period, datetime.now(UTC))
+            adjective = "daily" if budget.period == "day" else "monthly"
             return BudgetExceededError(
-                f"tenant '{tenant.name}' has spent ${used / MICRO:.2f} of its {budget.period}ly budget "
+                f"tenant '{tenant.name}' has spent ${used / MICRO:.2f} of its {adjective} budget "
                 f"of ${budget.usd:.2f} (tenants[].budget.usd); it resets at {resets:%Y-%m-%dT%H:%M:%SZ}",
                 headers=headers,
             )
