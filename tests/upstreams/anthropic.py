@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ class AnthropicReply:
     error_type: str = "overloaded_error"
     error_midway: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    first_byte_delay: float = 0.0
+    cut_after: int | None = None
+    """Close the connection after this many stream events (a broken stream)."""
 
 
 class FakeAnthropic:
@@ -36,6 +40,8 @@ class FakeAnthropic:
         with self._lock:
             self.requests.append((dict(request.headers), body))
         reply = self.reply
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
         if reply.status != 200:
             error = {"type": "error", "error": {"type": reply.error_type, "message": "fake failure"}}
             return web.json_response(error, status=reply.status, headers=reply.headers)
@@ -65,8 +71,21 @@ class FakeAnthropic:
     async def _stream(self, request: web.Request, reply: AnthropicReply, model: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        try:
+            await self._events(response, reply, model)
+        except _Cut:
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+    async def _events(self, response: web.StreamResponse, reply: AnthropicReply, model: str) -> None:
+        sent = 0
 
         async def send(name: str, payload: dict[str, Any]) -> None:
+            nonlocal sent
+            if reply.cut_after is not None and sent >= reply.cut_after:
+                raise _Cut
+            sent += 1
             await response.write(
                 f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **payload}) + b"\n\n"
             )
@@ -94,7 +113,7 @@ class FakeAnthropic:
             )
             if reply.error_midway:
                 await send("error", {"error": {"type": reply.error_type, "message": "Overloaded"}})
-                return response
+                return
         await send("content_block_stop", {"index": 0})
         stop_reason = reply.stop_reason
         if reply.tool:
@@ -127,4 +146,7 @@ class FakeAnthropic:
         )
         await send("message_stop", {})
         await response.write_eof()
-        return response
+
+
+class _Cut(Exception):
+    """The script cuts the stream here."""
