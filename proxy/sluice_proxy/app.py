@@ -14,6 +14,8 @@ from .reload import reload_context
 from .runtime import RuntimeConfig
 from .state import ACCESS_LOG, GATEWAY, Gateway
 
+MAX_BODY_CEILING = 1 << 30
+
 
 async def _close_clients(app: web.Application) -> AsyncIterator[None]:
     yield
@@ -23,9 +25,8 @@ async def _close_clients(app: web.Application) -> AsyncIterator[None]:
 
 def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.Application:
     """The proxy application; with ``config_path`` it hot-reloads that file."""
-    app = web.Application(
-        middlewares=[gateway_middleware], client_max_size=runtime.config.server.max_body_bytes
-    )
+    # The body limit is enforced per request from the live config (it may change on reload).
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY_CEILING)
     gateway = Gateway(runtime)
     metrics.set_config_checksum(runtime.checksum)
     app[GATEWAY] = gateway

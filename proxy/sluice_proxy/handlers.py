@@ -18,14 +18,17 @@ from .runtime import RuntimeBackend, RuntimeConfig, RuntimeRoute, RuntimeTenant
 from .state import CONTEXT, GATEWAY, RequestContext
 
 JSON_TYPE = "application/json"
+JSON_HEADERS = {"Content-Type": JSON_TYPE}
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLargeError(
-            f"the request body is {request.content_length} bytes; the limit is {limit}"
-        )
-    body = bytearray()
+    """The whole body, refusing more than ``limit`` bytes before reading them where possible."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestTooLargeError(f"the request body is {length} bytes; the limit is {limit}")
+        return await request.read()
+    body = bytearray()  # chunked: count as it arrives
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > limit:
@@ -115,7 +118,8 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
         opened.response.close()
     data, usage = backend.adapter.chat_response(raw, backend.target)
     _record(ctx, backend, usage, "chat")
-    return web.Response(body=ingress.render_response(data), headers=headers, content_type=JSON_TYPE)
+    headers["Content-Type"] = JSON_TYPE
+    return web.Response(body=ingress.render_response(data), headers=headers)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -174,7 +178,7 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.Response(body=b'{"status":"ok"}', content_type=JSON_TYPE)
+    return web.Response(body=b'{"status":"ok"}', headers=JSON_HEADERS)
 
 
 async def readyz(request: web.Request) -> web.Response:
