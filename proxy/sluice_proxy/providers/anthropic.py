@@ -249,14 +249,31 @@ class AnthropicStreamDecoder:
         self._base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": model}
         self._tool_index: dict[int, int] = {}
         self._input = self._cached = self._output = 0
+        self._error: UpstreamError | None = None
         self.usage: Usage | None = None
         self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
-        return [c for event in self._parser.feed(data) for c in self._on(event)]
+        return self._decode(self._parser.feed(data))
 
     def finish(self) -> list[Chunk]:
-        return [c for event in self._parser.finish() for c in self._on(event)]
+        return self._decode(self._parser.finish())
+
+    def _decode(self, events: list[sse.Event]) -> list[Chunk]:
+        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
+        call instead, so the client still gets the text before it (providers close after one)."""
+        if self._error is not None:
+            raise self._error
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(self._on(event))
+            except UpstreamError as error:
+                if not chunks:
+                    raise
+                self._error = error
+                break
+        return chunks
 
     def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}

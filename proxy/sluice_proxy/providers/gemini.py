@@ -310,14 +310,15 @@ class GeminiStreamDecoder:
         self._started = False
         self._tool_calls = 0
         self._finish: str | None = None
+        self._error: UpstreamError | None = None
         self.usage: Usage | None = None
         self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
-        return [c for event in self._parser.feed(data) for c in self._on(event)]
+        return self._decode(self._parser.feed(data))
 
     def finish(self) -> list[Chunk]:
-        chunks = [c for event in self._parser.finish() for c in self._on(event)]
+        chunks = self._decode(self._parser.finish())
         if self._finish is None:
             return chunks  # closed before a finishReason: not done, the relay reports it
         self.done = True
@@ -325,6 +326,22 @@ class GeminiStreamDecoder:
         if self._include_usage:
             usage = self.usage or Usage()
             chunks.append({**self._base, "choices": [], "usage": usage.to_openai()})
+        return chunks
+
+    def _decode(self, events: list[sse.Event]) -> list[Chunk]:
+        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
+        call instead, so the client still gets the text before it (providers close after one)."""
+        if self._error is not None:
+            raise self._error
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(self._on(event))
+            except UpstreamError as error:
+                if not chunks:
+                    raise
+                self._error = error
+                break
         return chunks
 
     def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:

@@ -244,16 +244,33 @@ class OllamaStreamDecoder:
         self._base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": model}
         self._started = False
         self._tool_calls = 0
+        self._error: UpstreamError | None = None
         self.usage: Usage | None = None
         self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
         *lines, self._buffer = (self._buffer + data).split(b"\n")
-        return [c for line in lines if line.strip() for c in self._on(_event_json(line))]
+        return self._decode([line for line in lines if line.strip()])
 
     def finish(self) -> list[Chunk]:
         line, self._buffer = self._buffer, b""
-        return self._on(_event_json(line)) if line.strip() else []
+        return self._decode([line] if line.strip() else [])
+
+    def _decode(self, events: list[bytes]) -> list[Chunk]:
+        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
+        call instead, so the client still gets the text before it (providers close after one)."""
+        if self._error is not None:
+            raise self._error
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(self._on(_event_json(event)))
+            except UpstreamError as error:
+                if not chunks:
+                    raise
+                self._error = error
+                break
+        return chunks
 
     def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}

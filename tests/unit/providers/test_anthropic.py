@@ -176,3 +176,17 @@ def test_no_embeddings() -> None:
     with pytest.raises(BadRequestError, match="anthropic") as caught:
         ADAPTER.embeddings_request({"model": "claude", "input": "x"}, TARGET)
     assert caught.value.param == "model"
+
+
+def test_error_after_text_in_one_read_keeps_the_text_and_raises_next() -> None:
+    stream = raw("anthropic/stream_tool_use.sse").split(b"event: content_block_stop")[0]
+    stream += (
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    )
+    decoder = ADAPTER.stream_decoder(TARGET, include_usage=False)
+    assert (
+        text_of([c for c in decoder.feed(stream) if isinstance(c, dict)])
+        == "Okay, let's check the weather — für Paris:"
+    )
+    with pytest.raises(UpstreamError, match="Overloaded"):
+        decoder.finish()

@@ -163,3 +163,11 @@ def test_error_message() -> None:
         'model "nope" not found, try pulling it first'
     )
     assert ADAPTER.error_message(500, b"") == "upstream answered HTTP 500"
+
+
+def test_error_after_text_in_one_read_keeps_the_text_and_raises_next() -> None:
+    decoder = ADAPTER.stream_decoder(TARGET, include_usage=False)
+    stream = raw("ollama/stream_text.ndjson").split(b"\n")[0] + b'\n{"error":"model crashed"}\n'
+    assert text_of([c for c in decoder.feed(stream) if isinstance(c, dict)]) == "The"
+    with pytest.raises(UpstreamError, match="model crashed"):
+        decoder.feed(b"")
