@@ -1,0 +1,96 @@
+"""``python -m bench``: start the stack, run the scenarios, print one table, save it as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from . import machine, report, stack
+from .harness import Bench, Settings
+from .scenarios import SCENARIOS
+
+TOOLS = ("wrk", "redis-server", "taskset")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__)
+    parser.add_argument(
+        "--only", help=f"comma-separated scenarios to run (default: all): {','.join(SCENARIOS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and short durations (< 1 min)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    return parser.parse_args()
+
+
+def _raise_open_files_limit() -> None:
+    """Thousands of concurrent streams need as many sockets, in every process (children inherit)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    args = parse_args()
+    chosen = list(SCENARIOS) if not args.only else [name.strip() for name in args.only.split(",")]
+    if unknown := [name for name in chosen if name not in SCENARIOS]:
+        print(
+            f"--only: unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
+        print(
+            f"missing {', '.join(missing)}: run bench/run.sh, or apt-get install wrk redis-server util-linux",
+            file=sys.stderr,
+        )
+        return 2
+    _raise_open_files_limit()
+    layout = machine.layout()
+    if layout.client:
+        os.sched_setaffinity(0, layout.client)
+    settings = Settings.of(args.quick)
+    record = report.Record(
+        machine=machine.describe(layout), settings={**asdict(settings), "scenarios": chosen}
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    print(f"bench: {layout.describe()}; work directory {workdir}", file=sys.stderr)
+    failed = []
+    shape = stack.StreamShape(settings.long_chunks, int(settings.long_seconds * 1000))
+    with stack.running(workdir, layout, shape) as running:
+        bench = Bench(running, settings, details=record.details)
+        for name in chosen:
+            started = time.perf_counter()
+            print(f"bench: {name} …", file=sys.stderr, flush=True)
+            try:
+                record.rows += SCENARIOS[name](bench)
+            except Exception:  # one broken scenario must not lose the others' figures
+                failed.append(name)
+                record.details.setdefault("failures", {})[name] = traceback.format_exc()
+                traceback.print_exc()
+            print(f"bench: {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    path = report.save(record)
+    m = record.machine
+    print(f"\nSluice bench {m['commit_short']}{' (dirty)' if m['dirty'] else ''} · {m['nproc']} × {m['cpu_model']} · "
+          f"Python {m['python']} · {'quick' if settings.quick else 'full'} · {m['layout_text']}\n")  # fmt: skip
+    print(report.table(record.rows))
+    if "profile_text" in record.details:
+        print("\n" + record.details["profile_text"])
+    print(f"\nsaved {path}")
+    if failed:
+        print(f"FAILED scenarios: {', '.join(failed)} (tracebacks in the JSON)", file=sys.stderr)
+    if args.keep:
+        print(f"work directory kept: {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

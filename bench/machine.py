@@ -1,0 +1,81 @@
+"""The machine a run happened on, and which cores each process is pinned to."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Core pinning. The server under test gets a core to itself whenever there are two."""
+
+    client: tuple[int, ...]
+    server: tuple[int, ...]
+    upstream: tuple[int, ...]
+    redis: tuple[int, ...]
+
+    def describe(self) -> str:
+        def cores(c: tuple[int, ...]) -> str:
+            return ",".join(map(str, c)) if c else "any"
+
+        return (
+            f"load generator on core {cores(self.client)}, server under test on {cores(self.server)}, "
+            f"mock upstream on {cores(self.upstream)}, redis on {cores(self.redis)}"
+        )
+
+
+def layout() -> Layout:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 4:
+        return Layout((cpus[0],), (cpus[1],), (cpus[2],), (cpus[3],))
+    if len(cpus) >= 2:
+        # Two cores: the mock upstream and redis share the load generator's core, so the
+        # server under test is the only process on its own core.
+        return Layout((cpus[0],), (cpus[1],), (cpus[0],), (cpus[0],))
+    return Layout((), (), (), ())
+
+
+def _run(*argv: str) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=10, check=False)
+    except OSError:
+        return ""
+    return (result.stdout or result.stderr).strip()
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def git_commit() -> tuple[str, str, bool]:
+    """(full sha, short sha, whether the work tree has uncommitted changes)."""
+    sha = _run("git", "rev-parse", "HEAD") or "unknown"
+    short = _run("git", "rev-parse", "--short", "HEAD") or "unknown"
+    dirty = bool(_run("git", "status", "--porcelain", "--untracked-files=no"))
+    return sha, short, dirty
+
+
+def describe(chosen: Layout) -> dict[str, object]:
+    sha, short, dirty = git_commit()
+    return {
+        "commit": sha,
+        "commit_short": short,
+        "dirty": dirty,
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "wrk": _run("wrk", "--version").splitlines()[0] if _run("wrk", "--version") else "missing",
+        "redis": _run("redis-server", "--version"),
+        "layout": asdict(chosen),
+        "layout_text": chosen.describe(),
+    }

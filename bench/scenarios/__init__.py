@@ -1,0 +1,25 @@
+"""The scenarios, in the order a full run takes them; each is ``run(bench) -> list[Row]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..harness import Bench
+from ..report import Row
+from . import config_scale, footprint, large_prompts, long_streams, overhead, profile, streaming, throughput
+
+Scenario = Callable[[Bench], list[Row]]
+
+SCENARIOS: dict[str, Scenario] = {
+    module.NAME: module.run
+    for module in (
+        overhead,
+        throughput,
+        streaming,
+        long_streams,
+        footprint,
+        config_scale,
+        large_prompts,
+        profile,
+    )
+}
