@@ -114,7 +114,9 @@ def _tools(chat: JSON) -> tuple[list[JSON] | None, JSON | None]:
         function = tool["function"]
         declaration: JSON = {"name": function["name"], "description": function.get("description", "")}
         if function.get("parameters"):
-            declaration["parameters"] = function["parameters"]
+            # Full JSON Schema (OpenAI's dialect, additionalProperties and all); ``parameters``
+            # would take only Google's OpenAPI subset.
+            declaration["parametersJsonSchema"] = function["parameters"]
         declarations.append(declaration)
     choice = chat.get("tool_choice")
     config: JSON | None = None
