@@ -18,6 +18,8 @@ from .harness import Bench, Settings
 from .scenarios import SCENARIOS
 
 TOOLS = ("wrk", "redis-server", "taskset")
+NOISE_CORES = 0.1
+"""CPU used by processes outside the bench above which a scenario's figures are flagged."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,6 +36,39 @@ def _raise_open_files_limit() -> None:
     """Thousands of concurrent streams need as many sockets, in every process (children inherit)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _counter_rows(scenario: str, before: dict[str, float], after: dict[str, float]) -> list[report.Row]:
+    """Rows for Sluice counters that moved during a scenario (Redis errors, rejections …)."""
+    return [
+        report.Row(scenario, f"sluice {name}", sluice=after[name] - before[name])
+        for name in stack.WATCHED_COUNTERS
+        if after[name] != before[name]
+    ]
+
+
+def _run_scenario(name: str, bench: Bench, record: report.Record) -> bool:
+    """Run one scenario into ``record``; False if it failed (the others still run)."""
+    running = bench.stack
+    started = time.perf_counter()
+    print(f"bench: {name} …", file=sys.stderr, flush=True)
+    counters = stack.scrape_counters(running.targets["sluice"].port)
+    busy, ours = machine.system_busy_seconds(), machine.own_seconds() + running.cpu_seconds()
+    ok = True
+    try:
+        record.rows += SCENARIOS[name](bench)
+        record.rows += _counter_rows(name, counters, stack.scrape_counters(running.targets["sluice"].port))
+    except Exception:  # one broken scenario must not lose the others' figures
+        ok = False
+        record.details.setdefault("failures", {})[name] = traceback.format_exc()
+        traceback.print_exc()
+    elapsed = time.perf_counter() - started
+    # CPU that neither the bench nor the processes under test used: other work on the machine.
+    foreign = machine.system_busy_seconds() - busy - (machine.own_seconds() + running.cpu_seconds() - ours)
+    record.details.setdefault("foreign_cpu_cores", {})[name] = foreign / elapsed
+    print(f"bench: {name} done in {elapsed:.1f} s; other processes used {foreign / elapsed:.2f} cores",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return ok
 
 
 def main() -> int:
@@ -61,28 +96,28 @@ def main() -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     print(f"bench: {layout.describe()}; work directory {workdir}", file=sys.stderr)
-    failed = []
+    failed: list[str] = []
     shape = stack.StreamShape(settings.long_chunks, int(settings.long_seconds * 1000))
     with stack.running(workdir, layout, shape) as running:
         bench = Bench(running, settings, details=record.details)
         for name in chosen:
-            started = time.perf_counter()
-            print(f"bench: {name} …", file=sys.stderr, flush=True)
-            try:
-                record.rows += SCENARIOS[name](bench)
-            except Exception:  # one broken scenario must not lose the others' figures
+            if not _run_scenario(name, bench, record):
                 failed.append(name)
-                record.details.setdefault("failures", {})[name] = traceback.format_exc()
-                traceback.print_exc()
-            print(f"bench: {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-    path = report.save(record)
+    noisy = [
+        f"{n} ({cores:.2f} cores)"
+        for n, cores in record.details["foreign_cpu_cores"].items()
+        if cores > NOISE_CORES
+    ]
     m = record.machine
     print(f"\nSluice bench {m['commit_short']}{' (dirty)' if m['dirty'] else ''} · {m['nproc']} × {m['cpu_model']} · "
           f"Python {m['python']} · {'quick' if settings.quick else 'full'} · {m['layout_text']}\n")  # fmt: skip
     print(report.table(record.rows))
     if "profile_text" in record.details:
         print("\n" + record.details["profile_text"])
-    print(f"\nsaved {path}")
+    if noisy:
+        print(f"NOISY: other processes used CPU during {', '.join(noisy)}; rerun on a quiet machine")
+        record.details["noisy"] = noisy
+    print(f"\nsaved {report.save(record)}")
     if failed:
         print(f"FAILED scenarios: {', '.join(failed)} (tracebacks in the JSON)", file=sys.stderr)
     if args.keep:

@@ -79,3 +79,16 @@ def describe(chosen: Layout) -> dict[str, object]:
         "layout": asdict(chosen),
         "layout_text": chosen.describe(),
     }
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used since boot (all cores, idle excluded)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its children that have exited (wrk, load generators)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system

@@ -93,6 +93,13 @@ class Stack:
             timeout=timeout,
         )
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the long-running processes (the bench's own, not foreign load)."""
+        services = {
+            id(s): s for s in (self.upstream, self.redis, *(t.service for t in self.targets.values()))
+        }
+        return sum(service.cpu_seconds() for service in services.values())
+
     def render_config(self, *, routes: int = 0, tenants: int = 0) -> dict[str, Any]:
         return sluice_config.render(
             self.upstream.port,
@@ -171,3 +178,24 @@ def running(workdir: Path, layout: Layout, shape: StreamShape) -> Iterator[Stack
     finally:
         for service in reversed(services):
             service.stop()
+
+
+WATCHED_COUNTERS = (
+    "sluice_redis_errors_total",
+    "sluice_ratelimit_rejections_total",
+    "sluice_upstream_errors_total",
+    "sluice_pricing_unknown_total",
+)
+
+
+def scrape_counters(port: int) -> dict[str, float]:
+    """Totals of the counters that must stay at zero in a bench run, from Sluice's /metrics."""
+    answer = http_get(port, "/metrics", timeout=10)
+    totals = dict.fromkeys(WATCHED_COUNTERS, 0.0)
+    if answer is None:
+        return totals
+    for line in answer[1].decode().splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rpartition(" ")[2])
+    return totals
