@@ -7,7 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import handlers, metrics
+from . import handlers, metrics, usage_api
+from .limits.context import limits_context
 from .logs import AccessLog
 from .middlewares import gateway_middleware
 from .reload import reload_context
@@ -32,12 +33,14 @@ def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.
     app[GATEWAY] = gateway
     app[ACCESS_LOG] = AccessLog()
     app.cleanup_ctx.append(_close_clients)
+    app.cleanup_ctx.append(limits_context(runtime.config.redis))
     if config_path is not None:
         app.cleanup_ctx.append(reload_context(config_path))
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.models)
+    app.router.add_get("/v1/usage", usage_api.usage)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.prometheus)

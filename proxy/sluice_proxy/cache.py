@@ -17,12 +17,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from . import metrics
 from .config import parse_duration
 from .config.schema import CacheSettings
+from .ingress import ChatCall, Ingress
+from .providers.base import Usage
+from .streaming import STREAM_HEADERS
 
 JSON = dict[str, Any]
 HEADER = "x-sluice-cache"
@@ -122,3 +126,27 @@ def completion_chunks(completion: JSON) -> list[JSON]:
         finish = choice.get("finish_reason") or "stop"
         chunks.append({**base, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
     return chunks
+
+
+async def serve_hit(
+    request: web.Request, ingress: Ingress, call: ChatCall, completion: JSON, request_id: str
+) -> web.StreamResponse:
+    """A cached chat.completion in the client's format: JSON, or a stream when it asked for one."""
+    headers = {"x-request-id": request_id, HEADER: "hit"}
+    if not call.stream:
+        return web.Response(
+            body=ingress.render_response(completion), headers=headers, content_type="application/json"
+        )
+    reported = completion.get("usage") or {}
+    usage = Usage(
+        input_tokens=reported.get("prompt_tokens", 0),
+        output_tokens=reported.get("completion_tokens", 0),
+        cached_input_tokens=(reported.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+    )
+    response = web.StreamResponse(headers={**headers, **STREAM_HEADERS})
+    await response.prepare(request)
+    encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
+    frames = [encoder.chunk(chunk) for chunk in completion_chunks(completion)]
+    await response.write(b"".join([*frames, encoder.finish(usage)]))
+    await response.write_eof()
+    return response

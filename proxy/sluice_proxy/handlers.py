@@ -9,10 +9,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from . import auth, fallback, metrics, routing, streaming
+from . import auth, cache, fallback, metrics, pricing, routing, streaming
 from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError
 from .ingress import ANTHROPIC, OPENAI, Ingress
 from .ingress.openai import parse_json_object, require_model
+from .limits.context import LIMITER, RESPONSE_CACHE, estimate_tokens
 from .providers import UpstreamRequest, Usage
 from .runtime import RuntimeBackend, RuntimeConfig, RuntimeRoute, RuntimeTenant
 from .state import CONTEXT, GATEWAY, RequestContext
@@ -89,37 +90,64 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
     ctx.model, ctx.stream = call.model, call.stream
     route = resolve_route(runtime, tenant, call.model)
     ctx.route = route.model
-    backends = routing.plan(route, gateway.breakers)
-
-    def build(backend: RuntimeBackend) -> UpstreamRequest:
-        target = backend.target
-        if target.model == "*":
-            target = dataclasses.replace(target, model=call.model)
-        return backend.adapter.chat_request(call.body, target, stream=call.stream)
-
-    metrics.OVERHEAD.observe(time.perf_counter() - ctx.started)
-    opened = await fallback.open_response(
-        gateway.upstream, route, backends, build, breakers=gateway.breakers, stream=call.stream
-    )
-    backend = opened.backend
-    ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, call.model)
-    headers = _response_headers(ctx, backend)
-    if call.stream:
-        outcome = await streaming.relay(request, opened, ingress=ingress, call=call, headers=headers)
-        ctx.first_token_at = outcome.first_token_at
-        ctx.usage_estimated = outcome.usage_estimated
-        if outcome.error is not None:
-            ctx.error = outcome.error.message
-        _record(ctx, backend, outcome.usage, "chat")
-        return outcome.response
+    # cache: a deterministic request on a caching route may be answered from the cache, at no cost.
+    response_cache = request.app[RESPONSE_CACHE]
+    cache_key = cache.lookup_key(call.body, request.headers, tenant=tenant.name, settings=route.spec.cache)
+    if cache_key is not None and (hit := await response_cache.get(cache_key, route.model)) is not None:
+        return await cache.serve_hit(request, ingress, call, hit, ctx.request_id)
+    # limits: admitted here or refused with 429/503; settled exactly once below, whatever happens.
+    limiter = request.app[LIMITER]
+    estimate = estimate_tokens(limiter, tenant, route, call.body)
+    admission = await limiter.admit(tenant, route, estimated_tokens=estimate)
     try:
-        raw = await opened.response.read()
+        backends = routing.plan(route, gateway.breakers)
+
+        def build(backend: RuntimeBackend) -> UpstreamRequest:
+            target = backend.target
+            if target.model == "*":
+                target = dataclasses.replace(target, model=call.model)
+            return backend.adapter.chat_request(call.body, target, stream=call.stream)
+
+        metrics.OVERHEAD.observe(time.perf_counter() - ctx.started)
+        opened = await fallback.open_response(
+            gateway.upstream, route, backends, build, breakers=gateway.breakers, stream=call.stream
+        )
+        backend = opened.backend
+        ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, call.model)
+        headers = {**_response_headers(ctx, backend), **admission.headers}
+        if cache_key is not None:
+            headers[cache.HEADER] = "miss"
+        if call.stream:
+            outcome = await streaming.relay(request, opened, ingress=ingress, call=call, headers=headers)
+            ctx.first_token_at = outcome.first_token_at
+            ctx.usage_estimated = outcome.usage_estimated
+            if outcome.error is not None:
+                ctx.error = outcome.error.message
+            _record(ctx, backend, outcome.usage, "chat")
+            ctx.cost_usd = _charge(ctx, backend, outcome.usage)
+            limiter.settle_soon(admission, outcome.usage, ctx.cost_usd)
+            return outcome.response
+        try:
+            raw = await opened.response.read()
+        finally:
+            opened.response.close()
+        data, usage = backend.adapter.chat_response(raw, backend.target)
+        _record(ctx, backend, usage, "chat")
+        ctx.cost_usd = _charge(ctx, backend, usage)
+        limiter.settle_soon(admission, usage, ctx.cost_usd)
+        if cache_key is not None and route.spec.cache is not None:
+            await response_cache.put(cache_key, data, route.spec.cache)
+        headers["Content-Type"] = JSON_TYPE
+        return web.Response(body=ingress.render_response(data), headers=headers)
     finally:
-        opened.response.close()
-    data, usage = backend.adapter.chat_response(raw, backend.target)
-    _record(ctx, backend, usage, "chat")
-    headers["Content-Type"] = JSON_TYPE
-    return web.Response(body=ingress.render_response(data), headers=headers)
+        limiter.release(admission)  # a no-op once settled: frees the slot of a failed request
+
+
+def _charge(ctx: RequestContext, backend: RuntimeBackend, usage: Usage | None) -> float | None:
+    """The response's cost (None: unknown price, counted by sluice_pricing_unknown_total)."""
+    return pricing.record_cost(
+        ctx.tenant, backend.target.provider, ctx.upstream_model, usage, backend.target.pricing
+    )
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -184,6 +184,9 @@ class Limiter:
         if admission.settled:
             return
         admission.settled = True
+        await self._settle(admission, usage, cost_usd)
+
+    async def _settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         usage = usage or Usage()
         now = datetime.now(UTC)
         spend_micro = round((cost_usd or 0.0) * MICRO)
@@ -231,7 +234,8 @@ class Limiter:
         """``settle`` in the background; ``close`` waits for it."""
         if admission.settled:
             return
-        task = asyncio.get_running_loop().create_task(self.settle(admission, usage, cost_usd))
+        admission.settled = True
+        task = asyncio.get_running_loop().create_task(self._settle(admission, usage, cost_usd))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
