@@ -25,13 +25,15 @@ def render_get(port: int, path: str) -> bytes:
 class ResponseParser:
     """Feed it bytes; it knows the status, when the body began and when the response ended."""
 
-    __slots__ = ("_buffer", "_chunked", "_remaining", "body", "done", "got_body", "keep_body", "status")
+    __slots__ = ("_buffer", "_chunked", "_crlf", "_remaining", "body", "done", "got_body", "keep_body", "status")
 
     def __init__(self, keep_body: bool = False) -> None:
         self._buffer = bytearray()
         self._chunked = False
         self._remaining = 0
         """Body bytes still expected; for chunked bodies -1 means a chunk-size line is next."""
+        self._crlf = 0
+        """Bytes of the CRLF ending the current chunk still to skip."""
         self.status = 0
         self.got_body = False
         self.done = False
@@ -78,21 +80,25 @@ class ResponseParser:
             self.done = len(self._buffer) >= end + 4
             return self.done
         del self._buffer[: end + 2]
-        self._remaining = size + 2  # the chunk's data and its CRLF
+        self._remaining, self._crlf = size, 2
         return True
 
     def _read_body(self) -> None:
+        if self._remaining == 0:  # only in chunked bodies: the CRLF after a chunk's data
+            skip = min(len(self._buffer), self._crlf)
+            del self._buffer[:skip]
+            self._crlf -= skip
+            if self._crlf == 0:
+                self._remaining = -1
+            return
         take = min(len(self._buffer), self._remaining)
         if self.keep_body:
             self.body += self._buffer[:take]
         del self._buffer[:take]
         self._remaining -= take
         self.got_body = True
-        if self._remaining == 0:
-            if self._chunked:
-                self._remaining = -1
-            else:
-                self.done = True
+        if self._remaining == 0 and not self._chunked:
+            self.done = True
 
 
 def connect(port: int) -> socket.socket:
