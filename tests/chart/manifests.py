@@ -121,6 +121,12 @@ def validate(doc: dict[str, Any]) -> None:
     key = (doc["apiVersion"], doc["kind"])
     where = f"{doc['kind']}/{doc['metadata']['name']}"
     custom = FOREIGN_SCHEMAS.get(key) or _chart_crd_schemas().get(key)
+    if (
+        custom is None
+        and "." in doc["apiVersion"].split("/")[0]
+        and not doc["apiVersion"].endswith(".k8s.io/v1")
+    ):
+        raise AssertionError(f"{where}: no CRD for {key} in charts/sluice/crds/ (run scripts/sync-crds.sh)")
     try:
         if custom is not None:
             jsonschema.Draft4Validator(custom).validate(doc)
