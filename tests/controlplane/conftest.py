@@ -1,0 +1,33 @@
+"""Fixtures for tests against a real kube-apiserver + etcd with the Sluice CRDs installed."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.controlplane.harness import ControlPlane, running_control_plane
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One control plane for the whole session; tests isolate themselves by namespace."""
+    with running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:48].strip("-")
+    name = f"{stem}-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", name, check=True)
+    yield name
+    # No namespace controller runs here, so the namespace would stay Terminating with its
+    # objects inside; delete the Sluice objects explicitly so later operator runs don't see them.
+    control_plane.kubectl(
+        "delete", "providersecrets,airoutes,aitenants", "--all", "-n", name, "--wait=false", check=True
+    )
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=True)
