@@ -123,6 +123,8 @@ def _tools(data: JSON) -> dict[str, Any]:
         extra["tool_choice"] = "none"
     elif kind == "tool":
         extra["tool_choice"] = {"type": "function", "function": {"name": choice.get("name", "")}}
+    if kind and choice.get("disable_parallel_tool_use"):
+        extra["parallel_tool_calls"] = False
     return extra
 
 
@@ -179,6 +181,9 @@ class AnthropicIngress:
         ):
             if data.get(source) is not None:
                 chat[target] = data[source]
+        user = (data.get("metadata") or {}).get("user_id")
+        if isinstance(user, str):
+            chat["user"] = user
         # Anthropic streams always report usage, so the hub is always asked for it.
         return ChatCall(model=model, stream=stream, include_usage=True, body=chat)
 

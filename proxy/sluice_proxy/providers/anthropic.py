@@ -129,6 +129,8 @@ def _tools(chat: JSON) -> tuple[list[JSON] | None, JSON | None]:
         mapped = {"type": "none"}
     elif isinstance(choice, dict) and choice.get("type") == "function":
         mapped = {"type": "tool", "name": choice["function"]["name"]}
+    if tools and chat.get("parallel_tool_calls") is False and (mapped or {}).get("type") != "none":
+        mapped = {**(mapped or {"type": "auto"}), "disable_parallel_tool_use": True}
     return (tools or None), mapped
 
 
@@ -165,6 +167,8 @@ class AnthropicAdapter:
             body["tools"] = tools
         if tool_choice:
             body["tool_choice"] = tool_choice
+        if isinstance(chat.get("user"), str):
+            body["metadata"] = {"user_id": chat["user"]}
         if stream:
             body["stream"] = True
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}

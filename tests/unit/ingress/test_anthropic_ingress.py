@@ -73,6 +73,20 @@ def test_request_becomes_the_hub_shape() -> None:
     )
 
 
+def test_serial_tool_use_and_user_id_survive_the_round_trip() -> None:
+    request = {
+        **load("anthropic/chat_request.json"),
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+        "metadata": {"user_id": "user-42"},
+    }
+    call = INGRESS.parse_chat(orjson.dumps(request))
+    assert call.body["parallel_tool_calls"] is False and call.body["user"] == "user-42"
+    upstream = AnthropicAdapter().chat_request(
+        call.body, target(ProviderType.ANTHROPIC, "claude-sonnet-4-5"), stream=False
+    )
+    assert orjson.loads(upstream.body) == request
+
+
 def test_system_as_blocks_and_streaming_flag() -> None:
     body = {
         "model": "m",

@@ -82,6 +82,13 @@ def test_tool_choice(choice: object, expected: dict[str, str]) -> None:
     assert encode(chat)["tool_choice"] == expected
 
 
+def test_serial_tool_calls_and_end_user_id() -> None:
+    chat = {**load("openai/chat_request.json"), "parallel_tool_calls": False, "user": "user-42"}
+    body = encode(chat)
+    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert body["metadata"] == {"user_id": "user-42"}
+
+
 def test_consecutive_turns_of_one_role_are_merged() -> None:
     body = encode({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})
     assert body["messages"] == [
