@@ -97,6 +97,11 @@ class _translated:
         where = f"provider '{self._target.provider}'"
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
             raise UpstreamTimeoutError(f"{where} did not answer in time") from exc
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            raise UpstreamError(
+                f"{where} broke off its answer mid-way: {type(exc).__name__}",
+                reason=FallbackReason.CONNECTION_ERROR,
+            ) from exc
         if isinstance(exc, aiohttp.ClientError):
             raise UpstreamError(
                 f"{where} could not be reached: {type(exc).__name__}", reason=FallbackReason.CONNECTION_ERROR
