@@ -105,8 +105,12 @@ class ResponseCache:
             return None
 
 
-def completion_chunks(completion: JSON) -> list[JSON]:
-    """A chat.completion as the chat.completion.chunk sequence a stream of it would have carried."""
+def completion_chunks(completion: JSON, *, include_usage: bool = False) -> list[JSON]:
+    """A chat.completion as the chat.completion.chunk sequence a stream of it would have carried.
+
+    ``include_usage`` adds OpenAI's final usage chunk (``choices: []``), as a client asking
+    with ``stream_options.include_usage`` gets from the provider.
+    """
     base = {
         "id": completion.get("id", "chatcmpl-cached"),
         "object": "chat.completion.chunk",
@@ -125,6 +129,8 @@ def completion_chunks(completion: JSON) -> list[JSON]:
         chunks.append({**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
         finish = choice.get("finish_reason") or "stop"
         chunks.append({**base, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+    if include_usage and completion.get("usage"):
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
     return chunks
 
 
@@ -146,7 +152,9 @@ async def serve_hit(
     response = web.StreamResponse(headers={**headers, **STREAM_HEADERS})
     await response.prepare(request)
     encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
-    frames = [encoder.chunk(chunk) for chunk in completion_chunks(completion)]
+    frames = [
+        encoder.chunk(chunk) for chunk in completion_chunks(completion, include_usage=call.include_usage)
+    ]
     await response.write(b"".join([*frames, encoder.finish(usage)]))
     await response.write_eof()
     return response

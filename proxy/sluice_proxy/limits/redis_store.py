@@ -6,6 +6,7 @@ from importlib.resources import files
 
 from redis.asyncio import Redis
 
+from .batch import BatchedScript
 from .checks import WINDOW_MS, Check
 from .store import Decision, Settlement, decision
 
@@ -14,12 +15,12 @@ _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_t
 
 
 class RedisStore:
-    """Scripts run by SHA (EVALSHA); redis-py loads them again after a NOSCRIPT reply."""
+    """Scripts run by SHA (EVALSHA, reloaded after NOSCRIPT), pipelined per event-loop tick."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._admit = redis.register_script(_LUA.joinpath("admit.lua").read_text())
-        self._settle = redis.register_script(_LUA.joinpath("settle.lua").read_text())
+        self._admit = BatchedScript(redis, _LUA.joinpath("admit.lua").read_text())
+        self._settle = BatchedScript(redis, _LUA.joinpath("settle.lua").read_text())
 
     async def admit(
         self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
@@ -27,7 +28,7 @@ class RedisStore:
         args: list[str | int] = [id, -1 if dry else reserved_tokens]
         for check in checks:
             args += [check.kind.value, check.limit, check.window_ms]
-        reply = await self._admit(keys=[c.key for c in checks], args=args)
+        reply = await self._admit([c.key for c in checks], args)
         return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
 
     async def settle(self, settlement: Settlement) -> list[int]:
@@ -46,7 +47,7 @@ class RedisStore:
             s.output_tokens,
             s.cached_input_tokens,
         ]
-        reply = await self._settle(keys=keys, args=args)
+        reply = await self._settle(keys, args)
         return [int(v) for v in reply]
 
     async def read_usage(self, keys: list[str]) -> list[dict[str, int]]:
