@@ -6,6 +6,7 @@ unreachable under ``failMode: open`` (then each replica enforces the limits by i
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 
@@ -37,9 +38,11 @@ class LocalStore:
         self._sweep(check.key)
         if check.kind is Kind.REQUESTS:
             log = self._sorted[check.key]
-            for member in [m for m, at in log.items() if at <= now - check.window_ms]:
+            # Entries are added in time order, so the expired ones are a prefix of the dict.
+            cutoff = now - check.window_ms
+            for member in [m for m, _ in itertools.takewhile(lambda item: item[1] <= cutoff, log.items())]:
                 del log[member]
-            return len(log), (min(log.values()) + check.window_ms - now) if log else 0
+            return len(log), (next(iter(log.values())) + check.window_ms - now) if log else 0
         if check.kind is Kind.TOKENS:
             seconds = check.window_ms // 1000
             first = now // 1000 - seconds + 1
