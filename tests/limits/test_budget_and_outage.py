@@ -23,13 +23,17 @@ async def _eventually(condition: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_budget_stops_the_tenant_once_crossed(redis_server: RedisServer) -> None:
+async def test_a_budget_stops_the_tenant_once_crossed(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     (tenant,), route = make_runtime({"budget": {"usd": 0.01, "period": "day", "alertPercent": 50}})
     limiter = await Limiter.start(RedisSettings(url=redis_server.url, timeout="2s"))
     try:
         for _ in range(2):
             admission = await limiter.admit(tenant, route, estimated_tokens=0)
             await limiter.settle(admission, Usage(input_tokens=100, output_tokens=20), 0.006)
+        alerts = [r.getMessage() for r in caplog.records if r.name == "sluice.limits"]
+        assert alerts == ["tenant 'team-0' has spent 60% of its daily budget of $0.01"]  # once, at 50%
         with pytest.raises(BudgetExceededError) as raised:
             await limiter.admit(tenant, route, estimated_tokens=0)
         error = raised.value

@@ -58,6 +58,7 @@ PROBE_INTERVAL = 0.5
 MAX_PENDING = 100_000
 """Settlements kept for replay while Redis is down; beyond this the oldest are dropped and logged."""
 _PERIODS: tuple[Period, Period] = ("day", "month")
+_ADJECTIVES: dict[Period, str] = {"day": "daily", "month": "monthly"}
 
 
 @dataclass(slots=True, eq=False)
@@ -162,9 +163,8 @@ class Limiter:
             budget = tenant.spec.budget
             assert budget is not None
             resets = period_end(budget.period, datetime.now(UTC))
-            adjective = "daily" if budget.period == "day" else "monthly"
             return BudgetExceededError(
-                f"tenant '{tenant.name}' has spent ${used / MICRO:.2f} of its {adjective} budget "
+                f"tenant '{tenant.name}' has spent ${used / MICRO:.2f} of its {_ADJECTIVES[budget.period]} budget "
                 f"of ${budget.usd:.2f} (tenants[].budget.usd); it resets at {resets:%Y-%m-%dT%H:%M:%SZ}",
                 headers=headers,
             )
@@ -272,10 +272,10 @@ class Limiter:
             # Only the settlement that crosses the threshold logs: one line across replicas.
             if spend - spent_now < threshold <= spend:
                 LOG.warning(
-                    "tenant '%s' has spent %.0f%% of its %sly budget of $%.2f",
+                    "tenant '%s' has spent %.0f%% of its %s budget of $%.2f",
                     tenant.name,
                     100 * spend / limit,
-                    budget.period,
+                    _ADJECTIVES[budget.period],
                     budget.usd,
                 )
 
