@@ -20,7 +20,7 @@ from sluice_proxy.config import Budget
 from .api import CREDENTIALS_SECRET, GROUP, KINDS, PLURALS, TENANTS, VERSION
 from .bundle import TooLarge, build
 from .keys import create_key_secret
-from .kube import Kube, core_path, group_path
+from .kube import ApiError, Kube, core_path, group_path
 from .publish import NotOurs, publish, unpublish
 from .render import Resource, Snapshot, Verdict, render
 from .status import READY, status_patch
@@ -177,9 +177,14 @@ class Reconciler:
             return
         name = obj["metadata"]["name"]
         async with self._patching:
-            await self.kube.merge_patch(
-                group_path(GROUP, VERSION, namespace, plural, name) + "/status", {"status": patch}
-            )
+            try:
+                await self.kube.merge_patch(
+                    group_path(GROUP, VERSION, namespace, plural, name) + "/status", {"status": patch}
+                )
+            except ApiError as exc:
+                if exc.status == 404:  # deleted meanwhile: its DELETED event renders again
+                    return
+                raise
         if _old_reason(obj) != verdict.reason:
             body = kopf.Body(cast(kopf.RawBody, {**obj, "kind": obj.get("kind") or KINDS[plural]}))
             if verdict.ready:
