@@ -24,13 +24,21 @@ async def _close_clients(app: web.Application) -> AsyncIterator[None]:
     app[ACCESS_LOG].flush()
 
 
-def make_app(runtime: RuntimeConfig, *, config_path: Path | None = None) -> web.Application:
-    """The proxy application; with ``config_path`` it hot-reloads that file."""
+def make_app(
+    runtime: RuntimeConfig, *, config_path: Path | None = None, waiting: bool = False
+) -> web.Application:
+    """The proxy application; with ``config_path`` it hot-reloads that file.
+
+    ``waiting``: the file does not exist yet (Kubernetes mounts an optional ConfigMap
+    before the operator rendered it); the proxy answers 503 until it appears.
+    """
     # The body limit is enforced per request from the live config (it may change on reload).
     app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY_CEILING)
     gateway = Gateway(runtime)
     metrics.set_config_checksum(runtime.checksum)
     app[GATEWAY] = gateway
+    if waiting and config_path is not None:
+        gateway.waiting_for = str(config_path)
     app[ACCESS_LOG] = AccessLog()
     app.cleanup_ctx.append(_close_clients)
     app.cleanup_ctx.append(limits_context(runtime.config.redis))

@@ -54,12 +54,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     path = Path(args.config) if args.config else None
     try:
-        cfg = config.load(path) if path else embedded_config(os.environ)
+        waiting = path is not None and not path.exists()
+        if path is None:
+            cfg = embedded_config(os.environ)
+        elif waiting:
+            cfg = config.SluiceConfig()  # serves nothing; /readyz says 503 until the file appears
+        else:
+            cfg = config.load(path)
         runtime = compile_config(cfg)
     except config.ConfigError as error:
         print(f"sluice-proxy: {error.source} is invalid:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.check and waiting:
+        print(f"sluice-proxy: {path} does not exist", file=sys.stderr)
         return 2
     if args.check:
         print(f"{path or 'embedded default'}: ok (checksum {runtime.checksum})")
@@ -80,13 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         workers.prepare_metrics_dir()
         return workers.supervise(
-            args.workers, lambda index: _serve(runtime, path, host, port, reuse_port=True)
+            args.workers, lambda index: _serve(runtime, path, host, port, reuse_port=True, waiting=waiting)
         )
-    _serve(runtime, path, host, port, reuse_port=False)
+    if waiting:
+        print(
+            f"sluice-proxy: {path} does not exist yet; serving 503 until it appears",
+            file=sys.stderr,
+            flush=True,
+        )
+    _serve(runtime, path, host, port, reuse_port=False, waiting=waiting)
     return 0
 
 
-def _serve(runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, reuse_port: bool) -> None:
+def _serve(
+    runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, reuse_port: bool, waiting: bool
+) -> None:
     from aiohttp import web
 
     from .app import make_app
@@ -97,7 +114,7 @@ def _serve(runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, r
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         pass
-    app = make_app(runtime, config_path=path)
+    app = make_app(runtime, config_path=path, waiting=waiting)
     web.run_app(
         app,
         host=host,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import auth, cache, fallback, metrics, pricing, routing, streaming
-from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError
+from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError, UpstreamError
 from .ingress import ANTHROPIC, OPENAI, Ingress
 from .ingress.openai import parse_json_object, require_model
 from .limits.context import LIMITER, RESPONSE_CACHE, estimate_tokens
@@ -35,6 +37,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if len(body) > limit:
             raise RequestTooLargeError(f"the request body is over the {limit}-byte limit")
     return bytes(body)
+
+
+@contextlib.contextmanager
+def malformed_answer(backend: RuntimeBackend) -> Iterator[None]:
+    """A 200 whose body the adapter cannot decode is the provider's fault: 502, not 500."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UpstreamError(
+            f"provider '{backend.target.provider}' sent an answer that is not valid "
+            f"{backend.target.type} JSON ({type(error).__name__})",
+            reason=None,
+        ) from error
 
 
 def resolve_route(runtime: RuntimeConfig, tenant: RuntimeTenant, model: str) -> RuntimeRoute:
@@ -131,7 +146,8 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
             raw = await opened.response.read()
         finally:
             opened.response.close()
-        data, usage = backend.adapter.chat_response(raw, backend.target)
+        with malformed_answer(backend):
+            data, usage = backend.adapter.chat_response(raw, backend.target)
         _record(ctx, backend, usage, "chat")
         ctx.cost_usd = _charge(ctx, backend, usage)
         limiter.settle_soon(admission, usage, ctx.cost_usd)
@@ -188,7 +204,8 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         raw = await opened.response.read()
     finally:
         opened.response.close()
-    data, usage = backend.adapter.embeddings_response(raw, backend.target)
+    with malformed_answer(backend):
+        data, usage = backend.adapter.embeddings_response(raw, backend.target)
     _record(ctx, backend, usage, "embeddings")
     return web.Response(
         body=orjson.dumps(data), headers=_response_headers(ctx, backend), content_type=JSON_TYPE
@@ -211,6 +228,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
+    if gateway.waiting_for is not None:
+        waiting = {"status": "waiting for configuration", "path": gateway.waiting_for}
+        return web.Response(status=503, body=orjson.dumps(waiting), content_type=JSON_TYPE)
     body = {"status": "ready", "config": gateway.runtime.checksum, "lastReloadError": gateway.config_error}
     return web.Response(body=orjson.dumps(body), content_type=JSON_TYPE)
 

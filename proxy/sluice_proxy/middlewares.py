@@ -10,10 +10,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import metrics
-from .errors import GatewayError
+from .errors import GatewayError, ServiceUnavailableError
 from .ingress import for_path
 from .logs import LOG
-from .state import ACCESS_LOG, CONTEXT, RequestContext
+from .state import ACCESS_LOG, CONTEXT, GATEWAY, RequestContext
 
 # Request ids: a random per-process prefix and a counter; unique without a syscall per request.
 _ID_PREFIX = os.urandom(6).hex()
@@ -36,6 +36,12 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     status = 500
     try:
         try:
+            waiting_for = request.app[GATEWAY].waiting_for
+            if waiting_for is not None and request.path.startswith("/v1/"):
+                raise ServiceUnavailableError(
+                    f"the gateway has no configuration yet (waiting for {waiting_for}); retry shortly",
+                    headers={"Retry-After": "2"},
+                )
             response = await handler(request)
         except GatewayError as error:
             ctx.error = error.message

@@ -24,11 +24,14 @@ class Gateway:
         self.breakers = Breakers(on_change=_export_breaker_state)
         self.config_error: str | None = None
         """The last rejected reload, shown by /readyz until a good one arrives."""
+        self.waiting_for: str | None = None
+        """The config file the proxy waits for (not rendered yet); /readyz is 503 meanwhile."""
 
     def swap(self, runtime: RuntimeConfig) -> None:
         """Atomically serve ``runtime``; requests in flight keep the snapshot they hold."""
         self.runtime = runtime
         self.config_error = None
+        self.waiting_for = None
         metrics.set_config_checksum(runtime.checksum)
 
 

@@ -131,3 +131,45 @@ def test_rotated_provider_key_file_is_picked_up(
         ),
         message="rotated key in use",
     )
+
+
+def test_waits_for_a_config_file_that_does_not_exist_yet(fake_openai: Upstream, tmp_path: Path) -> None:
+    """An optional ConfigMap is mounted before the operator renders it: 503 until it appears."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.proxy_process import free_port
+
+    path = tmp_path / "later" / "sluice.yaml"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sluice_proxy", "--config", str(path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready_status() -> int:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code
+            except httpx.HTTPError:
+                return 0
+
+        assert wait_until(lambda: ready_status() or None, message="proxy listening") == 503
+        early = httpx.post(f"{url}/v1/chat/completions", json={}, headers=AUTH)
+        assert early.status_code == 503 and "waiting for" in early.json()["error"]["message"]
+        path.parent.mkdir()
+        path.write_text(yaml.safe_dump(basic_config(fake_openai[1].url)))
+        wait_until(lambda: ready_status() == 200, message="config picked up")
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+            headers=AUTH,
+        )
+        assert response.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
