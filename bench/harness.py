@@ -93,7 +93,7 @@ class Bench:
             argv += ["--token", target.token]
         for name, value in options.items():
             argv += [f"--{name.replace('_', '-')}", str(value)]
-        bound = float(options.get("seconds", 60)) + float(options.get("ramp", 0)) + 120
+        bound = sum(float(options.get(k, 30)) for k in ("seconds", "ramp", "grace")) + 60
         result = subprocess.run(argv, capture_output=True, timeout=bound, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"loadgen failed: {result.stderr.decode()[-2000:]}")

@@ -145,7 +145,7 @@ class _Budget:
 
 
 async def run_streams(
-    port: int, request: bytes, concurrency: int, total: int, seconds: float, ramp: float
+    port: int, request: bytes, concurrency: int, total: int, seconds: float, ramp: float, grace: float
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     tally = Tally()
@@ -165,8 +165,10 @@ async def run_streams(
             done.set_result(None)
 
     await asyncio.gather(*(open_one(i) for i in range(concurrency)))
-    # Every connection closes itself once the budget is spent; the margin bounds a stuck server.
-    await asyncio.wait(finished, timeout=seconds + ramp + 30)
+    # Every connection closes itself once the budget is spent; ``grace`` bounds a stuck server.
+    _, pending = await asyncio.wait(finished, timeout=seconds + ramp + grace)
+    if pending:
+        tally.errors["unfinished"] = len(pending)
     return summarize(tally, time.perf_counter() - started)
 
 
@@ -181,13 +183,16 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ramp", type=float, default=0.0)
+    parser.add_argument(
+        "--grace", type=float, default=30.0, help="seconds past --seconds to wait for open streams"
+    )
     args = parser.parse_args()
     request = render_post(args.port, args.path, args.body_file.read_bytes(), args.token)
     if args.mode == "sequential":
         result = run_sequential(args.port, request, args.total, args.seconds)
     else:
         result = uvloop.run(
-            run_streams(args.port, request, args.concurrency, args.total, args.seconds, args.ramp)
+            run_streams(args.port, request, args.concurrency, args.total, args.seconds, args.ramp, args.grace)
         )
     sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
 
