@@ -101,3 +101,21 @@ def test_keys_are_held_only_as_hashes() -> None:
 def test_durations() -> None:
     assert config.parse_duration("1m30s") == 90
     assert config.parse_duration("200ms") == pytest.approx(0.2)
+
+
+def test_json_and_gzipped_configs_load_like_yaml() -> None:
+    import gzip
+
+    import orjson
+
+    data = {
+        "providers": [{"name": "m", "type": "mock"}],
+        "routes": [{"model": "x", "backends": [{"provider": "m", "model": "y"}]}],
+    }
+    from_json = config.loads(orjson.dumps(data))
+    from_gzip = config.loads(gzip.compress(orjson.dumps(data)))
+    assert from_json == from_gzip and from_json.routes[0].model == "x"
+    with pytest.raises(config.ConfigError, match="not valid gzip"):
+        config.loads(b"\x1f\x8b broken")
+    with pytest.raises(config.ConfigError, match="not valid JSON"):
+        config.loads(b'{"providers": [')
