@@ -15,7 +15,7 @@ import orjson
 from .. import sse
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, UpstreamRequest, Usage
+from .base import JSON, Chunk, Target, UpstreamRequest, Usage, stream_event
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -228,21 +228,6 @@ class AnthropicAdapter:
             return f"upstream answered HTTP {status}"
 
 
-def _event_json(data: bytes) -> JSON:
-    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"anthropic sent a stream event that is not JSON: {data[:80]!r}", reason=None
-        ) from None
-    if not isinstance(value, dict):
-        raise UpstreamError(
-            f"anthropic sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
-        )
-    return value
-
-
 @final
 class AnthropicStreamDecoder:
     """Messages SSE events → OpenAI chunks. ``message_delta`` usage is cumulative."""
@@ -283,7 +268,7 @@ class AnthropicStreamDecoder:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def _on(self, event: sse.Event) -> list[Chunk]:
-        data = _event_json(event.data) if event.data else {}
+        data = stream_event(event.data, "anthropic") if event.data else {}
         kind = data.get("type") or event.event
         if kind == "message_start":
             message = data.get("message") or {}

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from ..config.schema import Pricing, ProviderType
+from ..errors import UpstreamError
 
 JSON = dict[str, Any]
 # A streamed chunk in OpenAI's chat.completion.chunk shape: a dict, or the same already
@@ -107,3 +110,18 @@ class Adapter(Protocol):
     def error_message(self, status: int, body: bytes) -> str:
         """The human message inside an upstream error body (never echoes credentials)."""
         ...
+
+
+def stream_event(data: bytes, source: str) -> JSON:
+    """One streamed event's JSON object; garbage from the upstream ends the stream with an error."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            f"{source} sent a stream event that is not JSON: {data[:80]!r}", reason=None
+        ) from None
+    if not isinstance(value, dict):
+        raise UpstreamError(
+            f"{source} sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
+        )
+    return value

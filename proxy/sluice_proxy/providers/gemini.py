@@ -18,7 +18,7 @@ import orjson
 from .. import sse
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, UpstreamRequest, Usage
+from .base import JSON, Chunk, Target, UpstreamRequest, Usage, stream_event
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -286,21 +286,6 @@ class GeminiAdapter:
             return f"upstream answered HTTP {status}"
 
 
-def _event_json(data: bytes) -> JSON:
-    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"gemini sent a stream event that is not JSON: {data[:80]!r}", reason=None
-        ) from None
-    if not isinstance(value, dict):
-        raise UpstreamError(
-            f"gemini sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
-        )
-    return value
-
-
 @final
 class GeminiStreamDecoder:
     """``alt=sse`` events (each a whole GenerateContentResponse) → OpenAI chunks."""
@@ -350,7 +335,7 @@ class GeminiStreamDecoder:
         return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def _on(self, event: sse.Event) -> list[Chunk]:
-        data = _event_json(event.data)
+        data = stream_event(event.data, "gemini")
         if "error" in data:
             error = data["error"] or {}
             raise UpstreamError(

@@ -14,7 +14,7 @@ import orjson
 
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, UpstreamRequest, Usage
+from .base import JSON, Chunk, Target, UpstreamRequest, Usage, stream_event
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 OPTIONS = {
@@ -219,21 +219,6 @@ class OllamaAdapter:
         return str(error) if error else f"upstream answered HTTP {status}"
 
 
-def _event_json(data: bytes) -> JSON:
-    """One streamed event's JSON; garbage from the upstream ends the stream with an error."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            f"ollama sent a stream event that is not JSON: {data[:80]!r}", reason=None
-        ) from None
-    if not isinstance(value, dict):
-        raise UpstreamError(
-            f"ollama sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
-        )
-    return value
-
-
 @final
 class OllamaStreamDecoder:
     """NDJSON lines → OpenAI chunks; the ``done`` line carries finish reason and usage."""
@@ -264,7 +249,7 @@ class OllamaStreamDecoder:
         chunks: list[Chunk] = []
         for event in events:
             try:
-                chunks.extend(self._on(_event_json(event)))
+                chunks.extend(self._on(stream_event(event, "ollama")))
             except UpstreamError as error:
                 if not chunks:
                     raise
