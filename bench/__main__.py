@@ -35,6 +35,11 @@ def parse_args() -> argparse.Namespace:
         help="run the bench and every process it starts in a session of its own at this nice value; "
         "a negative one (root only) shields the figures from other work on a shared machine",
     )
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="Sluice without Redis, limits and budgets (pricing, metrics, logs stay): what the limiter costs",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     return parser.parse_args()
 
@@ -117,13 +122,18 @@ def main() -> int:
     settings = Settings.of(args.quick)
     record = report.Record(
         machine=machine.describe(layout),
-        settings={**asdict(settings), "scenarios": chosen, "nice": os.getpriority(os.PRIO_PROCESS, 0)},
+        settings={
+            **asdict(settings),
+            "scenarios": chosen,
+            "sluice_limits": not args.no_limits,
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        },
     )
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     print(f"bench: {layout.describe()}; work directory {workdir}", file=sys.stderr)
     failed: list[str] = []
     shape = stack.StreamShape(settings.long_chunks, int(settings.long_seconds * 1000))
-    with stack.running(workdir, layout, shape) as running:
+    with stack.running(workdir, layout, shape, limited=not args.no_limits) as running:
         bench = Bench(running, settings, details=record.details)
         for name in chosen:
             if not _run_scenario(name, bench, record):

@@ -24,36 +24,43 @@ def _limits() -> dict[str, int]:
     return {"requestsPerMinute": HUGE, "tokensPerMinute": HUGE * 1000, "concurrency": HUGE}
 
 
-def _route(model: str, provider: str) -> dict[str, Any]:
-    return {
+def _route(model: str, provider: str, limited: bool) -> dict[str, Any]:
+    route = {
         "model": model,
         "backends": [{"provider": provider, "model": model, "pricing": PRICING}],
         "timeout": "60s",
-        "limits": _limits(),
     }
+    return route | {"limits": _limits()} if limited else route
 
 
-def _tenant(name: str, key: str, routes: list[str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "keys": [{"sha256": _sha256(key)}],
-        "routes": routes,
-        "limits": _limits(),
-        "budget": {"usd": float(HUGE), "period": "month", "alertPercent": 80},
-    }
+def _tenant(name: str, key: str, routes: list[str], limited: bool) -> dict[str, Any]:
+    tenant: dict[str, Any] = {"name": name, "keys": [{"sha256": _sha256(key)}], "routes": routes}
+    if limited:
+        tenant |= {"limits": _limits(), "budget": {"usd": float(HUGE), "period": "month", "alertPercent": 80}}
+    return tenant
 
 
 def render(
-    upstream_port: int, redis_port: int, long_chunks: int, long_ms: int, *, routes: int = 0, tenants: int = 0
+    upstream_port: int,
+    redis_port: int,
+    long_chunks: int,
+    long_ms: int,
+    *,
+    routes: int = 0,
+    tenants: int = 0,
+    limited: bool = True,
 ) -> dict[str, Any]:
-    """The bench config; ``routes``/``tenants`` add that many extra entries for the scale scenario."""
+    """The bench config; ``routes``/``tenants`` add that many extra entries for the scale scenario.
+
+    ``limited=False`` leaves out Redis, limits and budgets (pricing, metrics and logs stay), to
+    show what the limiter costs.
+    """
     base = f"http://127.0.0.1:{upstream_port}"
     scale_models = [f"scale-model-{i:05d}" for i in range(routes)]
     config: dict[str, Any] = {
         "listen": {"host": "127.0.0.1", "port": 0},
         "server": {"logLevel": "info"},
         "metrics": {"tenantLabels": True},
-        "redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout": "50ms", "failMode": "open"},
         "providers": [
             {"name": "bench", "type": "openai", "baseURL": f"{base}/v1", "apiKey": {"value": "x"}},
             {
@@ -64,22 +71,25 @@ def render(
             },
         ],
         "routes": [
-            _route(MODEL, "bench"),
-            _route(LONG_MODEL, "bench-long"),
-            *(_route(model, "bench") for model in scale_models),
+            _route(MODEL, "bench", limited),
+            _route(LONG_MODEL, "bench-long", limited),
+            *(_route(model, "bench", limited) for model in scale_models),
         ],
         "tenants": [
-            _tenant("bench", TOKEN, ["*"]),
+            _tenant("bench", TOKEN, ["*"], limited),
             *(
                 _tenant(
                     f"tenant-{i:05d}",
                     f"sk-tenant-{i:05d}-key",
                     [MODEL, *scale_models[i % max(routes, 1) : i % max(routes, 1) + 3]],
+                    limited,
                 )
                 for i in range(tenants)
             ),
         ],
     }
+    if limited:
+        config["redis"] = {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout": "50ms", "failMode": "open"}
     return config
 
 

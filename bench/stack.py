@@ -65,6 +65,8 @@ class Stack:
     shape: StreamShape
     upstream: Service
     redis: Service
+    limited: bool = True
+    """Whether Sluice's config has Redis, limits and budgets (see sluice_config.render)."""
     targets: dict[str, Target] = field(default_factory=dict)
 
     def sluice_argv(self, config: Path, port: int) -> list[str]:
@@ -108,6 +110,7 @@ class Stack:
             self.shape.milliseconds,
             routes=routes,
             tenants=tenants,
+            limited=self.limited,
         )
 
     def write_config(self, path: Path, *, routes: int = 0, tenants: int = 0) -> Path:
@@ -141,7 +144,7 @@ def _start_redis(workdir: Path, layout: Layout) -> Service:
 
 
 @contextlib.contextmanager
-def running(workdir: Path, layout: Layout, shape: StreamShape) -> Iterator[Stack]:
+def running(workdir: Path, layout: Layout, shape: StreamShape, *, limited: bool = True) -> Iterator[Stack]:
     """Start everything, yield the stack, stop everything (also on failure)."""
     services: list[Service] = []
     try:
@@ -156,7 +159,7 @@ def running(workdir: Path, layout: Layout, shape: StreamShape) -> Iterator[Stack
         services.append(upstream)
         redis = _start_redis(workdir, layout)
         services.append(redis)
-        stack = Stack(workdir, layout, shape, upstream, redis)
+        stack = Stack(workdir, layout, shape, upstream, redis, limited)
         bare_port = free_port()
         bare = start(
             "bare",

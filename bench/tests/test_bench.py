@@ -127,3 +127,10 @@ def test_percentiles_use_nearest_rank_in_milliseconds() -> None:
     figures = percentiles([i / 1000 for i in range(1, 101)])
     assert figures["p50"] == pytest.approx(50) and figures["p99"] == pytest.approx(99)
     assert figures["max"] == pytest.approx(100)
+
+
+def test_unlimited_config_has_no_redis_limits_or_budgets() -> None:
+    config = sluice_config.render(9000, 6379, 100, 5000, tenants=2, limited=False)
+    runtime = compile_config(loads(yaml.safe_dump(config)))
+    assert "redis" not in config
+    assert all(t.spec.limits is None and t.spec.budget is None for t in runtime.tenants_by_key_hash.values())
