@@ -10,12 +10,25 @@ import pytest
 
 from tests.controlplane.harness import ControlPlane, running_control_plane
 
+STARTUP = pytest.StashKey[float]()
+
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[ControlPlane]:
     """One control plane for the whole session; tests isolate themselves by namespace."""
     with running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+        pytestconfig.stash[STARTUP] = plane.startup_seconds
         yield plane
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say how long the control plane took to start, so CI logs track it."""
+    if STARTUP in config.stash:
+        terminalreporter.write_line(
+            f"control plane (etcd + kube-apiserver + CRDs) ready in {config.stash[STARTUP]:.2f}s"
+        )
 
 
 @pytest.fixture
