@@ -15,7 +15,7 @@ import orjson
 from .. import sse
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, UpstreamRequest, Usage, stream_event
+from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -229,43 +229,20 @@ class AnthropicAdapter:
 
 
 @final
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(TranslatingDecoder[sse.Event]):
     """Messages SSE events → OpenAI chunks. ``message_delta`` usage is cumulative."""
 
     def __init__(self, model: str, include_usage: bool) -> None:
+        super().__init__(model, include_usage)
         self._parser = sse.SSEParser()
-        self._include_usage = include_usage
-        self._base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": model}
         self._tool_index: dict[int, int] = {}
         self._input = self._cached = self._output = 0
-        self._error: UpstreamError | None = None
-        self.usage: Usage | None = None
-        self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
         return self._decode(self._parser.feed(data))
 
     def finish(self) -> list[Chunk]:
         return self._decode(self._parser.finish())
-
-    def _decode(self, events: list[sse.Event]) -> list[Chunk]:
-        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
-        call instead, so the client still gets the text before it (providers close after one)."""
-        if self._error is not None:
-            raise self._error
-        chunks: list[Chunk] = []
-        for event in events:
-            try:
-                chunks.extend(self._on(event))
-            except UpstreamError as error:
-                if not chunks:
-                    raise
-                self._error = error
-                break
-        return chunks
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def _on(self, event: sse.Event) -> list[Chunk]:
         data = stream_event(event.data, "anthropic") if event.data else {}

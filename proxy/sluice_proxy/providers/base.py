@@ -8,9 +8,9 @@ Adapters are pure: no sockets, clocks or globals; the caller does the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -125,3 +125,42 @@ def stream_event(data: bytes, source: str) -> JSON:
             f"{source} sent a stream event that is not a JSON object: {data[:80]!r}", reason=None
         )
     return value
+
+
+EventT = TypeVar("EventT")
+
+
+class TranslatingDecoder(Generic[EventT]):
+    """What decoders that translate another format into OpenAI chunks share.
+
+    Subclasses parse their framing into events and turn one event into chunks in ``_on``.
+    """
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self._include_usage = include_usage
+        self._base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": model}
+        self._error: UpstreamError | None = None
+        self.usage: Usage | None = None
+        self.done = False
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def _on(self, event: EventT) -> list[Chunk]:
+        raise NotImplementedError
+
+    def _decode(self, events: Iterable[EventT]) -> list[Chunk]:
+        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
+        call instead, so the client still gets the text before it (providers close after one)."""
+        if self._error is not None:
+            raise self._error
+        chunks: list[Chunk] = []
+        for event in events:
+            try:
+                chunks.extend(self._on(event))
+            except UpstreamError as error:
+                if not chunks:
+                    raise
+                self._error = error
+                break
+        return chunks

@@ -14,7 +14,7 @@ import orjson
 
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, UpstreamRequest, Usage, stream_event
+from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 OPTIONS = {
@@ -220,18 +220,14 @@ class OllamaAdapter:
 
 
 @final
-class OllamaStreamDecoder:
+class OllamaStreamDecoder(TranslatingDecoder[bytes]):
     """NDJSON lines → OpenAI chunks; the ``done`` line carries finish reason and usage."""
 
     def __init__(self, model: str, include_usage: bool) -> None:
+        super().__init__(model, include_usage)
         self._buffer = b""
-        self._include_usage = include_usage
-        self._base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": model}
         self._started = False
         self._tool_calls = 0
-        self._error: UpstreamError | None = None
-        self.usage: Usage | None = None
-        self.done = False
 
     def feed(self, data: bytes) -> list[Chunk]:
         *lines, self._buffer = (self._buffer + data).split(b"\n")
@@ -241,26 +237,10 @@ class OllamaStreamDecoder:
         line, self._buffer = self._buffer, b""
         return self._decode([line] if line.strip() else [])
 
-    def _decode(self, events: list[bytes]) -> list[Chunk]:
-        """Chunks of ``events``. An upstream error that follows some chunks is raised on the next
-        call instead, so the client still gets the text before it (providers close after one)."""
-        if self._error is not None:
-            raise self._error
-        chunks: list[Chunk] = []
-        for event in events:
-            try:
-                chunks.extend(self._on(stream_event(event, "ollama")))
-            except UpstreamError as error:
-                if not chunks:
-                    raise
-                self._error = error
-                break
-        return chunks
+    def _on(self, line: bytes) -> list[Chunk]:
+        return self._on_json(stream_event(line, "ollama"))
 
-    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
-        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    def _on(self, data: JSON) -> list[Chunk]:
+    def _on_json(self, data: JSON) -> list[Chunk]:
         _raise_stream_error(data)
         chunks: list[Chunk] = []
         if not self._started:
