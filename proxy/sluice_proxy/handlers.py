@@ -189,27 +189,34 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         )
     route = resolve_route(runtime, tenant, ctx.model)
     ctx.route = route.model
-    backends = routing.plan(route, gateway.breakers)
-    opened = await fallback.open_response(
-        gateway.upstream,
-        route,
-        backends,
-        lambda b: b.adapter.embeddings_request(body, b.target),
-        breakers=gateway.breakers,
-        stream=False,
-    )
-    backend = opened.backend
-    ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, ctx.model)
+    # limits: embeddings count against the same request, token and budget limits as chat.
+    limiter = request.app[LIMITER]
+    admission = await limiter.admit(tenant, route, estimated_tokens=0)
     try:
-        raw = await opened.response.read()
+        backends = routing.plan(route, gateway.breakers)
+        opened = await fallback.open_response(
+            gateway.upstream,
+            route,
+            backends,
+            lambda b: b.adapter.embeddings_request(body, b.target),
+            breakers=gateway.breakers,
+            stream=False,
+        )
+        backend = opened.backend
+        ctx.provider, ctx.upstream_model = backend.target.provider, _upstream_model(backend, ctx.model)
+        try:
+            raw = await opened.response.read()
+        finally:
+            opened.response.close()
+        with malformed_answer(backend):
+            data, usage = backend.adapter.embeddings_response(raw, backend.target)
+        _record(ctx, backend, usage, "embeddings")
+        ctx.cost_usd = _charge(ctx, backend, usage)
+        limiter.settle_soon(admission, usage, ctx.cost_usd)
+        headers = {**_response_headers(ctx, backend), **admission.headers, **JSON_HEADERS}
+        return web.Response(body=orjson.dumps(data), headers=headers)
     finally:
-        opened.response.close()
-    with malformed_answer(backend):
-        data, usage = backend.adapter.embeddings_response(raw, backend.target)
-    _record(ctx, backend, usage, "embeddings")
-    return web.Response(
-        body=orjson.dumps(data), headers=_response_headers(ctx, backend), content_type=JSON_TYPE
-    )
+        limiter.release(admission)
 
 
 async def models(request: web.Request) -> web.Response:
@@ -231,7 +238,13 @@ async def readyz(request: web.Request) -> web.Response:
     if gateway.waiting_for is not None:
         waiting = {"status": "waiting for configuration", "path": gateway.waiting_for}
         return web.Response(status=503, body=orjson.dumps(waiting), content_type=JSON_TYPE)
-    body = {"status": "ready", "config": gateway.runtime.checksum, "lastReloadError": gateway.config_error}
+    body = {
+        "status": "ready",
+        "config": gateway.runtime.checksum,
+        "lastReloadError": gateway.config_error,
+        # Still ready while degraded: under failMode open the local limiter keeps serving.
+        "limiterDegraded": request.app[LIMITER].degraded,
+    }
     return web.Response(body=orjson.dumps(body), content_type=JSON_TYPE)
 
 
