@@ -5,12 +5,29 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.controlplane.harness import ControlPlane, running_control_plane
+from tests.controlplane.harness import ControlPlane, control_plane_binaries, running_control_plane
 
+HERE = Path(__file__).parent
+BINARIES = pytest.StashKey[Path]()
 STARTUP = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory needs the control plane, whether or not its module says so."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.controlplane)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Locate (or build) the binaries before the first test, outside the per-test timeout."""
+    if any(item.get_closest_marker("controlplane") for item in session.items):
+        session.config.stash[BINARIES] = control_plane_binaries()
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +35,8 @@ def control_plane(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[ControlPlane]:
     """One control plane for the whole session; tests isolate themselves by namespace."""
-    with running_control_plane(tmp_path_factory.mktemp("control-plane")) as plane:
+    binaries = pytestconfig.stash.get(BINARIES, None) or control_plane_binaries()
+    with running_control_plane(binaries, tmp_path_factory.mktemp("control-plane")) as plane:
         pytestconfig.stash[STARTUP] = plane.startup_seconds
         yield plane
 
