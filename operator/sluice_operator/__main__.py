@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 
 import kopf
 
@@ -32,6 +33,8 @@ def main() -> None:
         namespaces=settings.namespaces,
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
+        # kopf pauses every replica when two share a priority; a random one makes exactly one active.
+        priority=secrets.randbelow(2**31),
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
     )
 
