@@ -25,7 +25,17 @@ def render_get(port: int, path: str) -> bytes:
 class ResponseParser:
     """Feed it bytes; it knows the status, when the body began and when the response ended."""
 
-    __slots__ = ("_buffer", "_chunked", "_crlf", "_remaining", "body", "done", "got_body", "keep_body", "status")
+    __slots__ = (
+        "_buffer",
+        "_chunked",
+        "_crlf",
+        "_remaining",
+        "body",
+        "done",
+        "got_body",
+        "keep_body",
+        "status",
+    )
 
     def __init__(self, keep_body: bool = False) -> None:
         self._buffer = bytearray()

@@ -29,7 +29,7 @@ def run(bench: Bench) -> list[Row]:
         with Sampler(service).running() as sampler, Prober(target.port).running() as probe:
             result = bench.loadgen(
                 "streams", target, target.body(stream=True, long=True), long=True,
-                concurrency=streams, total=streams, seconds=ramp + 1, ramp=ramp, grace=GRACE,
+                concurrency=streams, total=streams, seconds=ramp + GRACE, ramp=ramp, grace=GRACE,
             )  # fmt: skip
         chunks = result["completed"] * s.long_chunks
         measured[target.name] = {
