@@ -61,4 +61,4 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     control_plane.kubectl(
         "delete", "providersecrets,airoutes,aitenants", "--all", "-n", name, "--wait=false", check=True
     )
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=True)
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=True)

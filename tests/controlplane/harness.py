@@ -117,7 +117,7 @@ class Daemon:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}\n{self.tail()}")
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
 
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
