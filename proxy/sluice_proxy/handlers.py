@@ -76,22 +76,31 @@ def _response_headers(ctx: RequestContext, backend: RuntimeBackend) -> dict[str,
     }
 
 
-def _record(ctx: RequestContext, backend: RuntimeBackend, usage: Usage | None, operation: str) -> None:
+def _account(
+    ctx: RequestContext, backend: RuntimeBackend, usage: Usage | None, operation: str, runtime: RuntimeConfig
+) -> float | None:
+    """Record a finished response's metrics and cost; the cost is None for an unknown price."""
     ctx.usage = usage
-    usage = usage or Usage()
+    counted = usage or Usage()
+    # Tenant labels on tokens and cost can be turned off for cardinality (metrics.tenantLabels).
+    tenant = ctx.tenant if runtime.config.metrics.tenant_labels else ""
     metrics.observe_response(
         operation=operation,
         provider_type=str(backend.target.type),
         provider=backend.target.provider,
-        tenant=ctx.tenant,
+        tenant=tenant,
         request_model=ctx.model,
         response_model=ctx.upstream_model,
         duration=time.perf_counter() - ctx.started,
         time_to_first_token=None if ctx.first_token_at is None else ctx.first_token_at - ctx.started,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
+        input_tokens=counted.input_tokens,
+        output_tokens=counted.output_tokens,
+        cached_input_tokens=counted.cached_input_tokens,
     )
+    ctx.cost_usd = pricing.record_cost(
+        tenant, backend.target.provider, ctx.upstream_model, usage, backend.target.pricing
+    )
+    return ctx.cost_usd
 
 
 async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
@@ -138,9 +147,8 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
             ctx.usage_estimated = outcome.usage_estimated
             if outcome.error is not None:
                 ctx.error = outcome.error.message
-            _record(ctx, backend, outcome.usage, "chat")
-            ctx.cost_usd = _charge(ctx, backend, outcome.usage)
-            limiter.settle_soon(admission, outcome.usage, ctx.cost_usd)
+            cost = _account(ctx, backend, outcome.usage, "chat", runtime)
+            limiter.settle_soon(admission, outcome.usage, cost)
             return outcome.response
         try:
             raw = await opened.response.read()
@@ -148,22 +156,14 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
             opened.response.close()
         with malformed_answer(backend):
             data, usage = backend.adapter.chat_response(raw, backend.target)
-        _record(ctx, backend, usage, "chat")
-        ctx.cost_usd = _charge(ctx, backend, usage)
-        limiter.settle_soon(admission, usage, ctx.cost_usd)
+        cost = _account(ctx, backend, usage, "chat", runtime)
+        limiter.settle_soon(admission, usage, cost)
         if cache_key is not None and route.spec.cache is not None:
             await response_cache.put(cache_key, data, route.spec.cache)
         headers["Content-Type"] = JSON_TYPE
         return web.Response(body=ingress.render_response(data), headers=headers)
     finally:
         limiter.release(admission)  # a no-op once settled: frees the slot of a failed request
-
-
-def _charge(ctx: RequestContext, backend: RuntimeBackend, usage: Usage | None) -> float | None:
-    """The response's cost (None: unknown price, counted by sluice_pricing_unknown_total)."""
-    return pricing.record_cost(
-        ctx.tenant, backend.target.provider, ctx.upstream_model, usage, backend.target.pricing
-    )
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -210,9 +210,8 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
             opened.response.close()
         with malformed_answer(backend):
             data, usage = backend.adapter.embeddings_response(raw, backend.target)
-        _record(ctx, backend, usage, "embeddings")
-        ctx.cost_usd = _charge(ctx, backend, usage)
-        limiter.settle_soon(admission, usage, ctx.cost_usd)
+        cost = _account(ctx, backend, usage, "embeddings", runtime)
+        limiter.settle_soon(admission, usage, cost)
         headers = {**_response_headers(ctx, backend), **admission.headers, **JSON_HEADERS}
         return web.Response(body=orjson.dumps(data), headers=headers)
     finally:

@@ -121,3 +121,15 @@ def test_access_log_has_one_json_line_without_secrets(proxy: ProxyProcess) -> No
     logs = proxy.logs()
     for secret in ("top secret prompt", TENANT_KEY, "sk-upstream-secret"):
         assert secret not in logs
+
+
+def test_tenant_labels_can_be_turned_off(
+    fake_openai: Upstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    config = basic_config(fake_openai[1].url)
+    config["metrics"] = {"tenantLabels": False}
+    proxy = start_proxy(config)
+    client(proxy).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert proxy.metric("sluice_tokens_total", tenant="", type="output") == 7
+    tokens = [line for line in proxy.metrics().splitlines() if line.startswith("sluice_tokens_total{")]
+    assert tokens and not any('tenant="team-a"' in line for line in tokens)
