@@ -133,3 +133,30 @@ def test_tenant_labels_can_be_turned_off(
     assert proxy.metric("sluice_tokens_total", tenant="", type="output") == 7
     tokens = [line for line in proxy.metrics().splitlines() if line.startswith("sluice_tokens_total{")]
     assert tokens and not any('tenant="team-a"' in line for line in tokens)
+
+
+def test_azure_openai_deployment_url_and_key_header(
+    fake_openai: Upstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    fake, server = fake_openai
+    config = basic_config(server.url)
+    config["providers"].append(
+        {
+            "name": "azure",
+            "type": "azure-openai",
+            "baseURL": server.url,
+            "apiVersion": "2024-10-21",
+            "apiKey": {"value": "azure-secret"},
+        }
+    )
+    config["routes"].append(
+        {"model": "azure-gpt", "backends": [{"provider": "azure", "model": "my-deployment"}]}
+    )
+    proxy = start_proxy(config)
+    streamed = client(proxy).chat.completions.create(
+        model="azure-gpt", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "w0 w1 w2 "
+    sent = fake.requests[-1]
+    assert sent.path == "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
+    assert sent.headers["api-key"] == "azure-secret" and "Authorization" not in sent.headers
