@@ -8,10 +8,12 @@ user/group identity can be minted after start-up for RBAC tests. The admin also 
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime
 import ipaddress
 import json
 import secrets
+import signal
 import ssl
 import subprocess
 import sys
@@ -37,6 +39,7 @@ CRD_DIR = REPO / "crds"
 KUBECTL = Path(sys.executable).parent / "kubectl"
 START_TIMEOUT = 90.0
 CRD_READY_CHECK = "poststarthook/crd-informer-synced"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def control_plane_binaries() -> Path:
@@ -106,6 +109,12 @@ class Authority:
         return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
 
+def _die_with_parent() -> None:
+    """In the child: die with pytest (even a SIGKILLed pytest), so no apiserver outlives its run."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Daemon:
     """A child process whose output goes to a log file, so a failed start can show its tail."""
 
@@ -113,7 +122,9 @@ class Daemon:
         self.name = name
         self.log_path = log_path
         self._log: TextIO = log_path.open("w")
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
