@@ -123,6 +123,7 @@ def test_defaults_are_applied(control_plane: ControlPlane, namespace: str) -> No
 def test_status_is_a_separate_subresource(control_plane: ControlPlane, namespace: str) -> None:
     document = yaml.safe_load((CASES / "airoute" / "valid_minimal.yaml").read_text())
     base = f"{GROUP_VERSION}/namespaces/{namespace}/airoutes/{document['metadata']['name']}"
+    document["status"] = {"configHash": "forged-on-create"}
     status, created = _create(control_plane, namespace, document, dry_run=False)
     assert status == 201, created
     assert created["metadata"]["generation"] == 1
