@@ -140,7 +140,7 @@ def webhook_configuration(name: str, operator: RunningOperator) -> dict[str, Any
 
 @contextmanager
 def running_operator(
-    plane: ControlPlane, directory: Path, redis_url: str | None = None
+    plane: ControlPlane, directory: Path, redis_url: str | None = None, peering_name: str = ""
 ) -> Iterator[RunningOperator]:
     """``sluice-operator`` as a subprocess with only its RBAC; SIGTERM and a clean exit at the end."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def running_operator(
         "SLUICE_SPEND_INTERVAL_SECONDS": "0.3",
         "SLUICE_REDIS_URL": redis_url or "",
         "SLUICE_WATCH_NAMESPACES": "",
-        "SLUICE_PEERING_NAME": "",
+        "SLUICE_PEERING_NAME": peering_name,
     }
     log = directory / "operator.log"
     with log.open("wb") as out:
