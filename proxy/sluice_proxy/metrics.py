@@ -113,6 +113,20 @@ OVERHEAD = Histogram(
 )
 
 
+_request_counters: dict[tuple[str, str, str], Counter] = {}
+
+
+def count_request(tenant: str, model: str, status: int) -> None:
+    """``sluice_requests_total``, with the labelled child resolved once per combination."""
+    key = (tenant, model, str(status))
+    counter = _request_counters.get(key)
+    if counter is None:
+        if len(_request_counters) >= _MAX_SERIES:
+            _request_counters.clear()
+        counter = _request_counters[key] = REQUESTS.labels(*key)
+    counter.inc()
+
+
 _current_checksum: list[str] = []
 
 

@@ -61,7 +61,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         metrics.INFLIGHT.dec()
         if ctx.model or ctx.tenant:
-            metrics.REQUESTS.labels(ctx.tenant, ctx.model, str(status)).inc()
+            # The route, not the raw model name: clients cannot mint label values with 404s.
+            metrics.count_request(ctx.tenant, ctx.route, status)
         _access_log(request, ctx, status)
 
 
