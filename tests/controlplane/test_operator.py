@@ -270,7 +270,7 @@ def test_spend_is_read_from_redis_into_status(ns: Namespace, redis_url: str) -> 
     ns.apply(tenant("team", "team-keys", budget={"usd": 20, "period": "month"}))
     ns.wait(lambda: (c := ns.ready("aitenants", "team")) and c["observedGeneration"] == 2, "budgeted tenant")
     month = datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
-    key = f"{{sluice:{ns.name}:team}}:usage:month:{month}"
+    key = f"{{sluice:{ns.name}}}:t:team:usage:month:{month}"
     with redis.Redis.from_url(redis_url) as client:
         client.hset(key, mapping={"spend_micro": 5_000_000, "input_tokens": 1200, "output_tokens": 300})
     spend = ns.wait(

@@ -104,12 +104,12 @@ async def test_requests_slide_instead_of_resetting_on_the_minute(
     (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 10}})
     now = await _redis_now_ms(redis_server)
     with redis_server.client() as client:
-        client.zadd("{sluice:team-0}:requests", {f"old-{i}": now - 59_000 for i in range(10)})
+        client.zadd("{sluice}:t:team-0:requests", {f"old-{i}": now - 59_000 for i in range(10)})
     with pytest.raises(RateLimitError) as raised:
         await limiters[0].admit(tenant, route, estimated_tokens=0)
     assert int(raised.value.headers["Retry-After"]) <= 2
     with redis_server.client() as client:
-        client.zadd("{sluice:team-0}:requests", {f"old-{i}": now - WINDOW_MS - 1 for i in range(10)})
+        client.zadd("{sluice}:t:team-0:requests", {f"old-{i}": now - WINDOW_MS - 1 for i in range(10)})
     await limiters[0].admit(tenant, route, estimated_tokens=0)
 
 
@@ -117,12 +117,12 @@ async def test_tokens_slide_per_second(limiters: list[Limiter], redis_server: Re
     (tenant,), route = make_runtime({"limits": {"tokensPerMinute": 100}})
     second = await _redis_now_ms(redis_server) // 1000
     with redis_server.client() as client:
-        client.hset("{sluice:team-0}:tokens", str(second - 58), 100)
+        client.hset("{sluice}:t:team-0:tokens", str(second - 58), 100)
     with pytest.raises(RateLimitError, match="100 of 100 tokens per minute"):
         await limiters[0].admit(tenant, route, estimated_tokens=1)
     with redis_server.client() as client:
-        client.delete("{sluice:team-0}:tokens")
-        client.hset("{sluice:team-0}:tokens", str(second - 61), 100)
+        client.delete("{sluice}:t:team-0:tokens")
+        client.hset("{sluice}:t:team-0:tokens", str(second - 61), 100)
     await limiters[0].admit(tenant, route, estimated_tokens=1)
 
 

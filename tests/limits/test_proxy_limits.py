@@ -97,7 +97,7 @@ async def test_three_proxies_admit_exactly_the_token_limit_of_streams(
 
     def charged() -> int:
         with redis_server.client() as client:
-            return sum(int(v) for v in client.hvals("{sluice:team-a}:tokens"))
+            return sum(int(v) for v in client.hvals("{sluice}:t:team-a:tokens"))
 
     wait_until(lambda: charged() == 180, message="every stream's usage charged")
 

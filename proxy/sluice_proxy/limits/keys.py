@@ -1,25 +1,25 @@
 """Redis key names and accounting periods: the layout the operator reads too.
 
-Every key of one tenant carries the hash tag ``{<prefix>:<tenant>}`` so that a Lua script
-touching them all runs in one Redis Cluster slot. ``<tenant>`` is the tenant name exactly
-as in the config; ``<prefix>`` is ``redis.keyPrefix`` (default ``sluice``).
+Every key carries the same hash tag, ``{<prefix>}``, so the one Lua script that decides a
+request (tenant, tenant-and-model and route limits together) always runs in a single
+Redis Cluster slot. ``<prefix>`` is ``redis.keyPrefix`` (default ``sluice``); the operator
+renders ``sluice:<namespace>``, so on a Cluster each namespace lands on its own slot.
+``<tenant>`` is the tenant name exactly as in the config.
 
-====================================================  ==========================================
-key                                                   holds
-====================================================  ==========================================
-``{sluice:<tenant>}:requests``                        sorted set: admission id → admitted at (ms)
-``{sluice:<tenant>}:tokens``                          hash: unix second → tokens charged then
-``{sluice:<tenant>}:concurrency``                     sorted set: admission id → lease end (ms)
-``{sluice:<tenant>}:model:<model>:requests|tokens``   the same, per tenant and route model
-``{sluice:<tenant>}:usage:day:<YYYY-MM-DD>``          hash: spend_micro, input_tokens,
-``{sluice:<tenant>}:usage:month:<YYYY-MM>``           output_tokens, cached_input_tokens, requests
-``{sluice:route:<model>}:requests|tokens|concurrency``  route ceilings shared by every tenant
-====================================================  ==========================================
+==================================================  ============================================
+key                                                 holds
+==================================================  ============================================
+``{sluice}:t:<tenant>:requests``                    sorted set: admission id → admitted at (ms)
+``{sluice}:t:<tenant>:tokens``                      hash: unix second → tokens charged then
+``{sluice}:t:<tenant>:concurrency``                 sorted set: admission id → lease end (ms)
+``{sluice}:t:<tenant>:model:<model>:requests|…``    the same, per tenant and route model
+``{sluice}:t:<tenant>:usage:day:<YYYY-MM-DD>``      hash: spend_micro, input_tokens,
+``{sluice}:t:<tenant>:usage:month:<YYYY-MM>``       output_tokens, cached_input_tokens, requests
+``{sluice}:r:<model>:requests|tokens|concurrency``  route ceilings shared by every tenant
+==================================================  ============================================
 
 Spend is integer micro-dollars (``spend_micro``; 1 USD = 1,000,000) in UTC periods; a usage
-hash expires :data:`USAGE_RETENTION` after its period ends. Route ceilings live in their own
-slot: on Redis Cluster a request with route limits would span two slots (this proxy speaks
-to one primary, where a single script covers both).
+hash expires :data:`USAGE_RETENTION` after its period ends.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ SPEND_FIELD = "spend_micro"
 
 
 def tenant_tag(prefix: str, tenant: str) -> str:
-    return f"{{{prefix}:{tenant}}}"
+    """Where a tenant's keys start; ``{prefix}`` is the hash tag every key shares."""
+    return f"{{{prefix}}}:t:{tenant}"
 
 
 def route_tag(prefix: str, model: str) -> str:
-    return f"{{{prefix}:route:{model}}}"
+    return f"{{{prefix}}}:r:{model}"
 
 
 def period_id(period: Period, now: datetime) -> str:
