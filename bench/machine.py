@@ -92,3 +92,15 @@ def own_seconds() -> float:
     """CPU seconds of this process and of its children that have exited (wrk, load generators)."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
+
+
+def listen_overflows() -> int:
+    """Connections the kernel dropped because a listen queue was full (TcpExt ListenOverflows)."""
+    lines = [
+        line.split()
+        for line in Path("/proc/net/netstat").read_text().splitlines()
+        if line.startswith("TcpExt:")
+    ]
+    if len(lines) < 2 or "ListenOverflows" not in lines[0]:
+        return 0
+    return int(lines[1][lines[0].index("ListenOverflows")])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..harness import Bench, Prober, Sampler, row
+from ..machine import listen_overflows
 from ..report import Row
 
 NAME = "long"
@@ -26,12 +27,15 @@ def run(bench: Bench) -> list[Row]:
         with Prober(target.port).running() as idle_probe:
             bench.loadgen("sequential", target, target.body(stream=False), total=25, seconds=5)
         idle_rss = service.rss_bytes()
+        overflows = listen_overflows()
         with Sampler(service).running() as sampler, Prober(target.port).running() as probe:
             result = bench.loadgen(
                 "streams", target, target.body(stream=True, long=True), long=True,
                 concurrency=streams, total=streams, seconds=ramp + GRACE, ramp=ramp, grace=GRACE,
             )  # fmt: skip
         chunks = result["completed"] * s.long_chunks
+        # Machine-wide, but during this scenario nearly always the target's accept queue.
+        overflows = listen_overflows() - overflows
         measured[target.name] = {
             **result,
             "idle_rss_bytes": idle_rss,
@@ -42,6 +46,7 @@ def run(bench: Bench) -> list[Row]:
             "probe_idle_ms": idle_probe.summary(),
             "probe_ms": probe.summary(),
             "probe_failures": probe.failures,
+            "listen_overflows": overflows,
         }
     bench.details[NAME] = measured
 
@@ -60,6 +65,7 @@ def run(bench: Bench) -> list[Row]:
         row(
             NAME, "errors", {n: sum(d["errors"].values()) + d["probe_failures"] for n, d in measured.items()}
         ),
+        row(NAME, "kernel listen-queue overflows", pick("listen_overflows")),
         row(NAME, "RSS per in-flight stream (KiB)", pick("rss_per_stream_kib"), added=True),
         row(
             NAME,
