@@ -26,8 +26,11 @@ def _py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def top_functions(raw: str, limit: int = TOP) -> tuple[int, list[tuple[str, float, float]]]:
-    """Parse py-spy's raw (collapsed) output: (samples, [(function, self %, inclusive %)])."""
+def top_functions(raw: str, limit: int = TOP, within: str = "") -> tuple[int, list[tuple[str, float, float]]]:
+    """Parse py-spy's raw (collapsed) output: (samples, [(function, self %, inclusive %)]).
+
+    Ranked by self time; with ``within`` (a path fragment), only those functions, by inclusive time.
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -44,9 +47,11 @@ def top_functions(raw: str, limit: int = TOP) -> tuple[int, list[tuple[str, floa
             inclusive[frame] += count
     if not total:
         return 0, []
-    return total, [
-        (name, 100 * n / total, 100 * inclusive[name] / total) for name, n in own.most_common(limit)
-    ]
+    if within:
+        ranked = [name for name, _ in inclusive.most_common() if within in name][:limit]
+    else:
+        ranked = [name for name, _ in own.most_common(limit)]
+    return total, [(name, 100 * own[name] / total, 100 * inclusive[name] / total) for name in ranked]
 
 
 def run(bench: Bench) -> list[Row]:
@@ -71,13 +76,20 @@ def run(bench: Bench) -> list[Row]:
     thread.join()
     if not output.exists():
         raise RuntimeError(f"py-spy failed: {recorder[0].stderr.strip() if recorder else 'no output'}")
-    samples, top = top_functions(output.read_text())
+    raw = output.read_text()
+    samples, top = top_functions(raw)
+    _, ours = top_functions(raw, within="sluice_proxy/")
     bench.details[NAME] = {
         "samples": samples,
         "requests_per_s_while_sampled": result.per_second,
         "top_self": [{"function": f, "self_pct": s, "inclusive_pct": i} for f, s, i in top],
+        "top_sluice_inclusive": [{"function": f, "self_pct": s, "inclusive_pct": i} for f, s, i in ours],
     }
     lines = [f"py-spy, sluice under wrk -c{CONNECTIONS} ({samples} samples): self % | inclusive % | function"]
     lines += [f"  {s:5.1f} | {i:5.1f} | {f}" for f, s, i in top]
+    # A coroutine resumed by the event loop has no Python caller frames, so inclusive
+    # shares undercount callers above an ``await``; self shares are exact.
+    lines += ["Sluice's own functions by inclusive time (undercounted above an await):"]
+    lines += [f"  {s:5.1f} | {i:5.1f} | {f}" for f, s, i in ours]
     bench.details["profile_text"] = "\n".join(lines)
     return [row(NAME, f"requests/s while sampled, {CONNECTIONS} conns", {"sluice": result.per_second})]

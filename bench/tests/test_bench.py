@@ -121,6 +121,8 @@ def test_profile_parser_ranks_functions_by_self_time() -> None:
     assert samples == 10
     assert top[0] == ("parse (c.py)", 60.0, 60.0)
     assert ("handle (b.py)", 30.0, 90.0) in top
+    _, mine = top_functions(raw, within="b.py")
+    assert mine == [("handle (b.py)", 30.0, 90.0)]
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds() -> None:
