@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# aiohttp's default of 128 drops connections when thousands of clients connect at once.
+LISTEN_BACKLOG = 4096
+
+
 def _serve(
     runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, reuse_port: bool, waiting: bool
 ) -> None:
@@ -123,5 +127,6 @@ def _serve(
         access_log=None,
         handle_signals=True,
         shutdown_timeout=30,
+        backlog=LISTEN_BACKLOG,
         reuse_port=reuse_port,
     )

@@ -32,7 +32,6 @@ async def relay(
 ) -> StreamOutcome:
     """Stream ``opened`` to the client; never raises for failures after the first byte."""
     response = web.StreamResponse(headers={**headers, **STREAM_HEADERS})
-    await response.prepare(request)
     target = opened.backend.target
     decoder = opened.backend.adapter.stream_decoder(target, include_usage=call.include_usage)
     encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
@@ -41,6 +40,7 @@ async def relay(
     relayed = 0
     data = opened.first
     try:
+        await response.prepare(request)  # inside the try: a client gone already is handled below
         try:
             while data:
                 if chunks := decoder.feed(data):

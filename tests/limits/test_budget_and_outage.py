@@ -11,6 +11,7 @@ import redis
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from sluice_proxy.limits import Limiter, read_spend
+from sluice_proxy.limits.limiter import TIMEOUTS_BEFORE_DEGRADED
 from sluice_proxy.providers.base import Usage
 from tests.limits.conftest import make_runtime
 from tests.redis_server import RedisServer
@@ -95,14 +96,19 @@ async def test_fail_closed_answers_503_until_redis_is_back(redis_server: RedisSe
 
 
 async def test_a_stalled_redis_cannot_hold_a_request(redis_server: RedisServer) -> None:
-    """DEBUG SLEEP freezes the server: the decision times out and the local limiter serves."""
+    """DEBUG SLEEP freezes the server: decisions time out and the local limiter serves."""
     (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 100}})
     limiter = await Limiter.start(RedisSettings(url=redis_server.url, timeout="50ms"))
     stall = asyncio.create_task(asyncio.to_thread(_debug_sleep, redis_server, 1))
     try:
         await _eventually(lambda: _stalled(redis_server))
-        admission = await limiter.admit(tenant, route, estimated_tokens=0)
-        assert limiter.degraded and admission.headers["x-ratelimit-remaining-requests"] == "99"
+        # Each timed-out decision is served locally; only repeated timeouts mean "Redis is away"
+        # (one alone may be event-loop lag), and then the limiter degrades.
+        for served in range(TIMEOUTS_BEFORE_DEGRADED):
+            assert not limiter.degraded
+            admission = await limiter.admit(tenant, route, estimated_tokens=0)
+            assert admission.headers["x-ratelimit-remaining-requests"] == str(99 - served)
+        assert limiter.degraded
         await stall
         await _eventually(lambda: not limiter.degraded)
     finally:

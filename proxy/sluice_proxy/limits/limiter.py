@@ -57,6 +57,9 @@ LOG = logging.getLogger("sluice.limits")
 PROBE_INTERVAL = 0.5
 MAX_PENDING = 100_000
 """Settlements kept for replay while Redis is down; beyond this the oldest are dropped and logged."""
+TIMEOUTS_BEFORE_DEGRADED = 5
+"""Consecutive timed-out Redis calls that switch the limiter to degraded mode; any other
+Redis error (refused, reset) switches at once."""
 _PERIODS: tuple[Period, Period] = ("day", "month")
 _ADJECTIVES: dict[Period, str] = {"day": "daily", "month": "monthly"}
 
@@ -86,6 +89,8 @@ class Limiter:
         self._redis_store = RedisStore(redis) if redis is not None else None
         self._local = LocalStore()
         self._degraded = False
+        self._timeouts = 0
+        """Consecutive Redis timeouts; degraded mode starts at TIMEOUTS_BEFORE_DEGRADED."""
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
         self._background: set[asyncio.Task[None]] = set()
@@ -141,7 +146,9 @@ class Limiter:
         if self._redis_store is not None and not self._degraded:
             try:
                 async with asyncio.timeout(self.timeout):
-                    return self._redis_store, await self._redis_store.admit(checks, id, reserved)
+                    decision = await self._redis_store.admit(checks, id, reserved)
+                self._timeouts = 0
+                return self._redis_store, decision
             except (RedisError, OSError, TimeoutError) as error:
                 self._fail("admit", error)
         if not self.fail_open:
@@ -283,6 +290,12 @@ class Limiter:
         metrics.REDIS_ERRORS.labels(operation).inc()
         if self._degraded:
             return
+        if isinstance(error, TimeoutError):
+            # A timeout also counts the time a call waited on a busy event loop, so one alone
+            # does not prove Redis is away: that call falls back, the limiter stays shared.
+            self._timeouts += 1
+            if self._timeouts < TIMEOUTS_BEFORE_DEGRADED:
+                return
         self._degraded = True
         metrics.LIMITER_DEGRADED.set(1)
         mode = "serving from the local limiter" if self.fail_open else "refusing requests (failMode closed)"
