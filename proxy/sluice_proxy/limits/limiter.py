@@ -86,7 +86,8 @@ class Limiter:
         self.timeout = parse_duration(settings.timeout) if settings else 0.0
         self.fail_open = settings is None or settings.fail_mode == "open"
         self.redis = redis
-        self._redis_store = RedisStore(redis) if redis is not None else None
+        # The store's per-tick pipeline carries the redis.timeout deadline for every call in it.
+        self._redis_store = RedisStore(redis, self.timeout) if redis is not None else None
         self._local = LocalStore()
         self._degraded = False
         self._timeouts = 0
@@ -145,8 +146,7 @@ class Limiter:
     async def _decide(self, checks: list[Check], id: str, reserved: int) -> tuple[Store, Decision]:
         if self._redis_store is not None and not self._degraded:
             try:
-                async with asyncio.timeout(self.timeout):
-                    decision = await self._redis_store.admit(checks, id, reserved)
+                decision = await self._redis_store.admit(checks, id, reserved)
                 self._timeouts = 0
                 return self._redis_store, decision
             except (RedisError, OSError, TimeoutError) as error:
@@ -254,8 +254,7 @@ class Limiter:
         assert self._redis_store is not None
         if not self._degraded:
             try:
-                async with asyncio.timeout(self.timeout):
-                    return await self._redis_store.settle(settlement)
+                return await self._redis_store.settle(settlement)
             except (RedisError, OSError, TimeoutError) as error:
                 self._fail("settle", error)
         self._keep(settlement)

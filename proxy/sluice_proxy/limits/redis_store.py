@@ -6,7 +6,7 @@ from importlib.resources import files
 
 from redis.asyncio import Redis
 
-from .batch import BatchedScript
+from .batch import ScriptPipeline
 from .checks import WINDOW_MS, Check
 from .store import Decision, Settlement, decision
 
@@ -17,10 +17,11 @@ _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_t
 class RedisStore:
     """Scripts run by SHA (EVALSHA, reloaded after NOSCRIPT), pipelined per event-loop tick."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, timeout: float) -> None:
         self.redis = redis
-        self._admit = BatchedScript(redis, _LUA.joinpath("admit.lua").read_text())
-        self._settle = BatchedScript(redis, _LUA.joinpath("settle.lua").read_text())
+        self._scripts = ScriptPipeline(redis, timeout)
+        self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
+        self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
 
     async def admit(
         self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
@@ -28,7 +29,7 @@ class RedisStore:
         args: list[str | int] = [id, -1 if dry else reserved_tokens]
         for check in checks:
             args += [check.kind.value, check.limit, check.window_ms]
-        reply = await self._admit([c.key for c in checks], args)
+        reply = await self._scripts(self._admit, [c.key for c in checks], args)
         return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
 
     async def settle(self, settlement: Settlement) -> list[int]:
@@ -47,7 +48,7 @@ class RedisStore:
             s.output_tokens,
             s.cached_input_tokens,
         ]
-        reply = await self._settle(keys, args)
+        reply = await self._scripts(self._settle, keys, args)
         return [int(v) for v in reply]
 
     async def read_usage(self, keys: list[str]) -> list[dict[str, int]]:
