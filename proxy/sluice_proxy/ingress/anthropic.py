@@ -13,7 +13,7 @@ import orjson
 
 from .. import sse
 from ..errors import BadRequestError, GatewayError
-from ..providers.base import JSON, Chunk, Usage
+from ..providers.base import JSON, Chunk, Usage, text_of
 from .base import ChatCall
 from .openai import parse_json_object, require_model
 
@@ -38,14 +38,6 @@ def _image_url(source: JSON) -> str:
     if source.get("type") == "base64":
         return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
     return str(source.get("url", ""))
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(
-        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"
-    )
 
 
 def _convert_message(index: int, message: Any) -> list[JSON]:
@@ -84,7 +76,7 @@ def _convert_message(index: int, message: Any) -> list[JSON]:
                 {
                     "role": "tool",
                     "tool_call_id": block.get("tool_use_id", ""),
-                    "content": _text(block.get("content")),
+                    "content": text_of(block.get("content")),
                 }
             )
     converted: list[JSON] = list(results)
@@ -164,7 +156,7 @@ class AnthropicIngress:
             raise BadRequestError("stream must be a boolean", param="stream", code="invalid_type")
         converted: list[JSON] = []
         if data.get("system"):
-            converted.append({"role": "system", "content": _text(data["system"])})
+            converted.append({"role": "system", "content": text_of(data["system"])})
         for index, message in enumerate(messages):
             converted.extend(_convert_message(index, message))
         chat: JSON = {

@@ -15,7 +15,7 @@ import orjson
 from .. import sse
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event
+from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event, text_of
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -27,14 +27,6 @@ FINISH_REASONS = {
     "pause_turn": "stop",
     "refusal": "content_filter",
 }
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _image_block(url: str) -> JSON:
@@ -75,7 +67,7 @@ def convert_messages(messages: list[JSON]) -> tuple[str | None, list[JSON]]:
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.append(text_of(message.get("content")))
             continue
         if role == "tool":
             role, blocks = (
@@ -84,7 +76,7 @@ def convert_messages(messages: list[JSON]) -> tuple[str | None, list[JSON]]:
                     {
                         "type": "tool_result",
                         "tool_use_id": message.get("tool_call_id", ""),
-                        "content": _text(message.get("content")),
+                        "content": text_of(message.get("content")),
                     }
                 ],
             )

@@ -164,3 +164,12 @@ class TranslatingDecoder(Generic[EventT]):
                 self._error = error
                 break
         return chunks
+
+
+def text_of(content: Any) -> str:
+    """The text of message content: a string, or the text parts of a list of parts or blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""

@@ -18,7 +18,7 @@ import orjson
 from .. import sse
 from ..config.schema import FallbackReason
 from ..errors import BadRequestError, UpstreamError
-from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event
+from .base import JSON, Chunk, Target, TranslatingDecoder, UpstreamRequest, Usage, stream_event, text_of
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -31,14 +31,6 @@ FINISH_REASONS = {
     "IMAGE_SAFETY": "content_filter",
 }
 TOOL_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _image_part(url: str) -> JSON:
@@ -85,7 +77,7 @@ def convert_messages(messages: list[JSON]) -> tuple[JSON | None, list[JSON]]:
             continue
         if role == "tool":
             call_id = str(message.get("tool_call_id", ""))
-            response = _json_object(_text(message.get("content")), "content")
+            response = _json_object(text_of(message.get("content")), "content")
             role, parts = (
                 "user",
                 [{"functionResponse": {"name": names.get(call_id, call_id), "response": response}}],
