@@ -8,7 +8,6 @@ proxy's own decoder, so a config the proxy would reject is never returned.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from sluice_proxy.config import (
     TenantKey,
     check,
     decode,
+    hash_key,
     to_builtins,
 )
 
@@ -99,7 +99,7 @@ class RenderError(Exception):
 def key_digest(value: bytes) -> str | None:
     """SHA-256 hex of a gateway key as clients send it (surrounding whitespace dropped); None if empty."""
     text = value.strip()
-    return hashlib.sha256(text).hexdigest() if text else None
+    return hash_key(text) if text else None
 
 
 def _ordered(resources: Iterable[Resource], plural: str) -> list[Resource]:

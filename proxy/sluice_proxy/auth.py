@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from multidict import CIMultiDictProxy
 
+from .config import hash_key
 from .errors import AuthenticationError
-from .runtime import RuntimeConfig, RuntimeTenant, hash_key
+from .runtime import RuntimeConfig, RuntimeTenant
 
 
 def presented_key(headers: CIMultiDictProxy[str]) -> str | None:

@@ -7,12 +7,11 @@ A :class:`RuntimeConfig` is immutable, so a request keeps the snapshot it starte
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Problem, checksum, parse_duration
+from .config import ConfigError, Problem, checksum, hash_key, parse_duration
 from .config.schema import (
     DEFAULT_BASE_URLS,
     FallbackReason,
@@ -25,11 +24,6 @@ from .config.schema import (
 from .providers import ADAPTERS, Adapter, Target
 
 WILDCARD = "*"
-
-
-def hash_key(key: str) -> str:
-    """How gateway keys are stored and looked up: SHA-256, hex."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

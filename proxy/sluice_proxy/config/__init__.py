@@ -1,7 +1,7 @@
 """The shared configuration contract (imported by the operator too)."""
 
 from .check import Problem, check, parse_duration
-from .codec import ConfigError, checksum, decode, dumps, load, loads, to_builtins
+from .codec import ConfigError, checksum, decode, dumps, hash_key, load, loads, to_builtins
 from .schema import (
     Backend,
     Budget,
@@ -44,6 +44,7 @@ __all__ = [
     "checksum",
     "decode",
     "dumps",
+    "hash_key",
     "load",
     "loads",
     "parse_duration",

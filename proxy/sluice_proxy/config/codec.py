@@ -92,6 +92,11 @@ def to_builtins(config: SluiceConfig) -> dict[str, Any]:
     return data
 
 
+def hash_key(key: str | bytes) -> str:
+    """How gateway keys are stored and looked up, by proxy and operator alike: SHA-256, hex."""
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).hexdigest()
+
+
 def checksum(config: SluiceConfig) -> str:
     """Stable short hash of a config's content (for /readyz, metrics and pod annotations)."""
     return hashlib.sha256(msgspec.json.encode(config)).hexdigest()[:16]
