@@ -17,8 +17,17 @@ ACCESS_LOGGER = logging.getLogger("sluice.access")
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def timestamp(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+    """RFC 3339 UTC with milliseconds; the seconds part is formatted once per second."""
+    second = int(epoch)
+    cached, text = _second[0]
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[0] = (second, text)
+    return f"{text}.{int(epoch % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):

@@ -26,7 +26,10 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "gateway": {"enabled": False},
         "redis": {"bundled": {"enabled": False}, "external": {"url": "redis://redis.example:6379/0"}},
     },
-    "network-policy-and-hpa": {"networkPolicy": {"enabled": True}, "gateway": {"autoscaling": {"enabled": True}}},
+    "network-policy-and-hpa": {
+        "networkPolicy": {"enabled": True},
+        "gateway": {"autoscaling": {"enabled": True}},
+    },
 }
 
 
@@ -40,7 +43,9 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
 
 
 @pytest.mark.parametrize("name", list(COMBINATIONS))
-def test_rendered_chart_is_accepted_by_the_api_server(control_plane: ControlPlane, helm: Helm, name: str) -> None:
+def test_rendered_chart_is_accepted_by_the_api_server(
+    control_plane: ControlPlane, helm: Helm, name: str
+) -> None:
     documents = helm.template(COMBINATIONS[name])
     crds = [d for d in documents if d["kind"] == "CustomResourceDefinition"]
     rest = [d for d in documents if d["kind"] != "CustomResourceDefinition"]
@@ -48,7 +53,11 @@ def test_rendered_chart_is_accepted_by_the_api_server(control_plane: ControlPlan
     control_plane.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(crds), check=True)
     for crd in crds:
         control_plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=30s", f"crd/{crd['metadata']['name']}", check=True
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            f"crd/{crd['metadata']['name']}",
+            check=True,
         )
     control_plane.kubectl("create", "namespace", NAMESPACE)  # exists already after the first case
     result = control_plane.kubectl(

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from sluice_proxy import config
-from sluice_proxy.limits.checks import plan
+from sluice_proxy.limits.checks import Planner
 from sluice_proxy.limits.keys import usage_key
 from sluice_proxy.runtime import compile_config
 
@@ -25,8 +25,22 @@ tenants:
 def test_tenant_model_route_and_usage_keys_share_one_slot() -> None:
     runtime = compile_config(config.loads(CONFIG))
     tenant = next(iter(runtime.tenants_by_key_hash.values()))
-    checks = plan("sluice:ns-1", tenant, runtime.routes["gpt-4o"])
+    checks = Planner("sluice:ns-1").checks(tenant, runtime.routes["gpt-4o"])
     keys = [c.key for c in checks] + [usage_key("sluice:ns-1", "team-a", "month", datetime.now(UTC))]
     assert len(checks) >= 7  # tenant r/t/c, tenant-model r, route r/t, budget
     tags = {re.match(r"^\{([^}]*)\}", key).group(1) for key in keys}  # type: ignore[union-attr]
     assert tags == {"sluice:ns-1"}
+
+
+def test_a_reloaded_tenant_gets_its_new_limits() -> None:
+    """Plans are cached per (tenant, route), but never outlive the config objects they came from."""
+    planner = Planner("sluice")
+    before = compile_config(config.loads(CONFIG))
+    tenant = next(iter(before.tenants_by_key_hash.values()))
+    assert planner.checks(tenant, before.routes["gpt-4o"])[0].limit == 5
+    after = compile_config(config.loads(CONFIG.replace("requestsPerMinute: 5", "requestsPerMinute: 50")))
+    reloaded = next(iter(after.tenants_by_key_hash.values()))
+    assert planner.checks(reloaded, after.routes["gpt-4o"])[0].limit == 50
+    budget = [c for c in planner.checks(reloaded, after.routes["gpt-4o"]) if c.kind.name == "BUDGET"]
+    assert budget[0].key == usage_key("sluice", "team-a", "month", datetime.now(UTC))
+    assert 0 < budget[0].window_ms <= 31 * 86_400_000

@@ -24,6 +24,8 @@ hash expires :data:`USAGE_RETENTION` after its period ends.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -58,7 +60,54 @@ def period_end(period: Period, now: datetime) -> datetime:
 
 
 def usage_key(prefix: str, tenant: str, period: Period, now: datetime) -> str:
-    return f"{tenant_tag(prefix, tenant)}:usage:{period}:{period_id(period, now.astimezone(UTC))}"
+    return usage_key_in(prefix, tenant, period, period_id(period, now.astimezone(UTC)))
+
+
+def usage_key_in(prefix: str, tenant: str, period: Period, id: str) -> str:
+    """The usage hash of the period named ``id`` (``2026-12-01``, ``2026-12``)."""
+    return f"{tenant_tag(prefix, tenant)}:usage:{period}:{id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodInfo:
+    id: str
+    end_ms: int
+    """The next period's first instant, in Unix milliseconds."""
+    usage_ttl: int
+    """Seconds a usage hash written now lives: to the period's end plus USAGE_RETENTION."""
+
+
+@dataclass(frozen=True, slots=True)
+class Periods:
+    second: int
+    day: PeriodInfo
+    month: PeriodInfo
+
+    def __getitem__(self, period: Period) -> PeriodInfo:
+        return self.day if period == "day" else self.month
+
+
+def _periods_at(second: int) -> Periods:
+    now = datetime.fromtimestamp(second, UTC)
+    retention = int(USAGE_RETENTION.total_seconds())
+
+    def info(period: Period) -> PeriodInfo:
+        end = int(period_end(period, now).timestamp())
+        return PeriodInfo(period_id(period, now), end * 1000, end - second + retention)
+
+    return Periods(second, info("day"), info("month"))
+
+
+_periods: list[Periods] = [_periods_at(int(time.time()))]
+
+
+def current_periods() -> Periods:
+    """The day and month of this UTC second; computed once a second, not once a request."""
+    second = int(time.time())
+    periods = _periods[0]
+    if periods.second != second:
+        periods = _periods[0] = _periods_at(second)
+    return periods
 
 
 async def read_spend(

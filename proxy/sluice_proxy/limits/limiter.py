@@ -45,9 +45,9 @@ from ..config.schema import RedisSettings
 from ..errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from ..providers.base import Usage
 from ..runtime import RuntimeRoute, RuntimeTenant
-from .checks import Check, Kind, plan, tenant_checks, wants_tokens
+from .checks import Check, Kind, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
-from .keys import MICRO, USAGE_RETENTION, Period, period_end, usage_key
+from .keys import MICRO, Period, current_periods, period_end, usage_key_in
 from .local_store import LocalStore
 from .redis_store import RedisStore
 from .report import usage_report
@@ -83,6 +83,7 @@ class Limiter:
     def __init__(self, settings: RedisSettings | None, redis: Redis | None = None) -> None:
         self.settings = settings
         self.prefix = settings.key_prefix if settings else "sluice"
+        self._planner = Planner(self.prefix)
         self.timeout = parse_duration(settings.timeout) if settings else 0.0
         self.fail_open = settings is None or settings.fail_mode == "open"
         self.redis = redis
@@ -131,11 +132,11 @@ class Limiter:
 
     def wants_tokens(self, tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
         """Whether ``admit`` needs a token estimate for this request."""
-        return wants_tokens(tenant, route)
+        return self._planner.wants_tokens(tenant, route)
 
     async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
-        checks = plan(self.prefix, tenant, route)
+        checks = self._planner.checks(tenant, route)
         id = f"{self._id_prefix}-{next(self._ids):x}"
         store, decision = await self._decide(checks, id, estimated_tokens)
         headers = rate_headers(checks, decision, estimated_tokens)
@@ -195,14 +196,11 @@ class Limiter:
 
     async def _settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         usage = usage or Usage()
-        now = datetime.now(UTC)
+        periods = current_periods()
         spend_micro = round((cost_usd or 0.0) * MICRO)
         usage_keys = [
-            (
-                usage_key(self.prefix, admission.tenant.name, period, now),
-                int((period_end(period, now) + USAGE_RETENTION - now).total_seconds()),
-            )
-            for period in _PERIODS
+            (usage_key_in(self.prefix, admission.tenant.name, p, periods[p].id), periods[p].usage_ttl)
+            for p in _PERIODS
         ]
         settlement = Settlement(
             id=admission.id,
@@ -331,8 +329,9 @@ class Limiter:
     async def snapshot(self, tenant: RuntimeTenant) -> dict[str, Any]:
         """The tenant's usage this day and month, its budget and its limits, for GET /v1/usage."""
         now = datetime.now(UTC)
-        checks = tenant_checks(self.prefix, tenant, None, now)
-        keys = [usage_key(self.prefix, tenant.name, period, now) for period in _PERIODS]
+        periods = current_periods()
+        checks = tenant_checks(self.prefix, tenant, None, periods, int(now.timestamp() * 1000))
+        keys = [usage_key_in(self.prefix, tenant.name, p, periods[p].id) for p in _PERIODS]
         store: Store = self._local
         if self._redis_store is not None and not self._degraded:
             store = self._redis_store
