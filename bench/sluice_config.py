@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import yaml
 
 TOKEN: Final = "sk-bench-0123456789abcdef"
@@ -97,8 +98,14 @@ def render(
 
 
 def write(path: Path, config: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename), as a ConfigMap update appears to the proxy."""
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    """Write atomically (temp file + rename), as a ConfigMap update appears to the proxy.
+
+    JSON for a ``.json`` path (how the operator publishes large namespaces), YAML otherwise.
+    """
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(yaml.dump(config, Dumper=dumper, sort_keys=False))
+    if path.suffix == ".json":
+        temporary.write_bytes(orjson.dumps(config))
+    else:
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        temporary.write_text(yaml.dump(config, Dumper=dumper, sort_keys=False))
     os.replace(temporary, path)

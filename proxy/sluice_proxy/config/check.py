@@ -47,6 +47,7 @@ def check(config: SluiceConfig) -> list[Problem]:
     """All cross-reference and consistency problems of ``config``; empty when it is valid."""
     problems: list[Problem] = []
     provider_names = [p.name for p in config.providers]
+    providers = set(provider_names)
     for name, count in Counter(provider_names).items():
         if count > 1:
             problems.append(
@@ -73,6 +74,7 @@ def check(config: SluiceConfig) -> list[Problem]:
             )
 
     route_models = [r.model for r in config.routes]
+    routed = set(route_models)  # tenants x routes membership tests: a list would be quadratic
     for model, count in Counter(route_models).items():
         if count > 1:
             problems.append(
@@ -82,7 +84,7 @@ def check(config: SluiceConfig) -> list[Problem]:
         seen: set[tuple[str, str]] = set()
         for j, backend in enumerate(route.backends):
             path = f"routes[{i}].backends[{j}]"
-            if backend.provider not in provider_names:
+            if backend.provider not in providers:
                 problems.append(
                     Problem(
                         f"{path}.provider",
@@ -117,7 +119,7 @@ def check(config: SluiceConfig) -> list[Problem]:
                 )
             key_owner[digest] = tenant.name
         for j, allowed in enumerate(tenant.routes):
-            if allowed != "*" and allowed not in route_models:
+            if allowed != "*" and allowed not in routed:
                 problems.append(
                     Problem(
                         f"tenants[{i}].routes[{j}]",

@@ -39,8 +39,16 @@ def decode(data: Any, source: str = "config") -> SluiceConfig:
     try:
         config = msgspec.convert(data, SluiceConfig, str_keys=True)
     except msgspec.ValidationError as exc:
-        path, message = _msgspec_path(str(exc))
-        raise ConfigError([Problem(path, message)], source) from None
+        raise _invalid(exc, source) from None
+    return _checked(config, source)
+
+
+def _invalid(exc: msgspec.ValidationError, source: str) -> ConfigError:
+    path, message = _msgspec_path(str(exc))
+    return ConfigError([Problem(path, message)], source)
+
+
+def _checked(config: SluiceConfig, source: str) -> SluiceConfig:
     if problems := check(config):
         raise ConfigError(problems, source)
     return config
@@ -59,15 +67,17 @@ def loads(text: str | bytes, source: str = "config") -> SluiceConfig:
         except (OSError, EOFError) as exc:
             raise ConfigError([Problem("config", f"not valid gzip: {exc}")], source) from None
     if text.lstrip()[:1] in ("{", b"{"):
+        # JSON (the operator's form) is decoded straight into the schema: one pass in C.
         try:
-            data = msgspec.json.decode(text)
+            return _checked(msgspec.json.decode(text, type=SluiceConfig), source)
+        except msgspec.ValidationError as exc:
+            raise _invalid(exc, source) from None
         except msgspec.DecodeError as exc:
             raise ConfigError([Problem("config", f"not valid JSON: {exc}")], source) from None
-    else:
-        try:
-            data = yaml.load(text, Loader=_YAMLLoader)
-        except yaml.YAMLError as exc:
-            raise ConfigError([Problem("config", f"not valid YAML: {exc}")], source) from None
+    try:
+        data = yaml.load(text, Loader=_YAMLLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("config", f"not valid YAML: {exc}")], source) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError([Problem("config", "the top level must be a mapping")], source)
     return decode(data, source)
