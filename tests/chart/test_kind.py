@@ -1,4 +1,9 @@
-"""scripts/kind-up.sh end to end on a real kind cluster (needs a Docker engine; slow, marked `kind`)."""
+"""scripts/kind-up.sh end to end on a real kind cluster.
+
+Needs a Docker engine and about ten minutes, so it is marked ``kind`` and left out of the default
+run (``addopts`` in pyproject.toml deselects it); on a machine with Docker:
+``./scripts/test -m kind tests/chart/test_kind.py``.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ def docker_engine_runs() -> bool:
 
 @pytest.mark.kind
 @pytest.mark.timeout(1200)
-@pytest.mark.skipif(not docker_engine_runs(), reason="no Docker engine answers `docker info`; kind needs one")
 def test_kind_up_serves_the_openai_sdk() -> None:
+    assert docker_engine_runs(), "no Docker engine answers `docker info`; the kind test needs one"
     env = {**os.environ, "KEEP": "0", "CLUSTER": "sluice-test", "LOCAL_PORT": "18181"}
     result = subprocess.run(
         [str(ROOT / "scripts" / "kind-up.sh")],
