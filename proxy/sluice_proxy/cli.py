@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -119,6 +120,9 @@ def _serve(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         pass
     app = make_app(runtime, config_path=path, waiting=waiting)
+    # What start-up built (modules, the compiled config) lives as long as the process: keep it
+    # out of the cyclic collector's full scans, which otherwise stall requests on big configs.
+    gc.freeze()
     web.run_app(
         app,
         host=host,
