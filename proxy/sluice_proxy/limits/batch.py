@@ -49,15 +49,16 @@ class ScriptPipeline:
         try:
             async with asyncio.timeout(self.timeout):
                 replies = await self._execute(batch)
-                missing = {
-                    call[0].script
-                    for call, reply in zip(batch, replies, strict=True)
-                    if isinstance(reply, NoScriptError)
-                }
-                if missing:  # Redis restarted or flushed its scripts
-                    for source in missing:
+                # Redis restarted, flushed its scripts, or has not seen one yet. Only the calls
+                # that got NOSCRIPT run again: the others already ran, and an admission run
+                # twice would be counted twice.
+                retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+                if retry:
+                    for source in {batch[i][0].script for i in retry}:
                         await self.redis.script_load(source)
-                    replies = await self._execute(batch)
+                    again = await self._execute([batch[i] for i in retry])
+                    for i, reply in zip(retry, again, strict=True):
+                        replies[i] = reply
         except (RedisError, OSError, TimeoutError) as error:
             replies = [error] * len(batch)
         for (_, _, _, future), reply in zip(batch, replies, strict=True):

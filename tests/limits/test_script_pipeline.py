@@ -1,0 +1,32 @@
+"""The per-tick script pipeline against a real redis-server: each call runs exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from sluice_proxy.limits.batch import ScriptPipeline
+from tests.redis_server import RedisServer
+
+COUNT = "return redis.call('INCR', KEYS[1])"
+APPEND = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+
+
+async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: RedisServer) -> None:
+    """When only some calls of a batch get NOSCRIPT, only those run again (no double admission)."""
+    redis = Redis.from_url(redis_server.url)
+    try:
+        pipeline = ScriptPipeline(redis, timeout=2.0)
+        count, append = pipeline.load(COUNT), pipeline.load(APPEND)
+        await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
+        replies = await asyncio.gather(
+            pipeline(count, ["counted"], []),
+            pipeline(append, ["appended"], ["x"]),
+            pipeline(count, ["counted"], []),
+        )
+        assert replies == [1, 1, 2]
+        assert int(await redis.get("counted") or 0) == 2
+        assert await redis.lrange("appended", 0, -1) == [b"x"]
+    finally:
+        await redis.aclose()
