@@ -17,7 +17,7 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
     """When only some calls of a batch get NOSCRIPT, only those run again (no double admission)."""
     redis = Redis.from_url(redis_server.url)
     try:
-        pipeline = ScriptPipeline(redis, timeout=2.0)
+        pipeline = ScriptPipeline(redis, redis_server.url, timeout=2.0)
         count, append = pipeline.load(COUNT), pipeline.load(APPEND)
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
@@ -29,4 +29,5 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
         assert int(await redis.get("counted") or 0) == 2
         assert await redis.lrange("appended", 0, -1) == [b"x"]
     finally:
+        pipeline.close()
         await redis.aclose()

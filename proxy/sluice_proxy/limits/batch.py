@@ -1,8 +1,9 @@
-"""Script calls made in the same event-loop tick go to Redis as one pipeline.
+"""Script calls made in the same event-loop tick go to Redis as one write.
 
-A burst of N concurrent requests (admissions and settlements alike) then costs one
-connection, one round trip and one timer instead of N of each. Each caller awaits its own
-reply; the pipeline's deadline (``redis.timeout``) bounds every caller's wait.
+A burst of N concurrent requests (admissions and settlements alike) then costs one write,
+one round trip and one timer instead of N of each. Each caller awaits its own reply; the
+batch's deadline (``redis.timeout``) bounds every caller's wait. Batches travel on one
+pipelined connection (:mod:`.pipe`), so a slow batch does not hold up the next tick's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
+
+from .pipe import RedisPipe, open_pipe
 
 Call = tuple[AsyncScript, list[str], list[str | int], asyncio.Future[Any]]
 
@@ -21,11 +24,14 @@ Call = tuple[AsyncScript, list[str], list[str | int], asyncio.Future[Any]]
 class ScriptPipeline:
     """Runs Lua scripts by SHA (EVALSHA), loading them again after a NOSCRIPT reply."""
 
-    def __init__(self, redis: Redis, timeout: float) -> None:
+    def __init__(self, redis: Redis, url: str, timeout: float) -> None:
         self.redis = redis
+        self.url = url
         self.timeout = timeout
         self._queue: list[Call] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pipe: RedisPipe | None = None
+        self._connecting: asyncio.Task[RedisPipe] | None = None
 
     def load(self, source: str) -> AsyncScript:
         return self.redis.register_script(source)
@@ -59,7 +65,11 @@ class ScriptPipeline:
                     again = await self._execute([batch[i] for i in retry])
                     for i, reply in zip(retry, again, strict=True):
                         replies[i] = reply
-        except (RedisError, OSError, TimeoutError) as error:
+        except TimeoutError as error:
+            # Replies that never came may be stuck behind a half-open connection: start afresh.
+            self.close()
+            replies = [error] * len(batch)
+        except (RedisError, OSError) as error:
             replies = [error] * len(batch)
         for (_, _, _, future), reply in zip(batch, replies, strict=True):
             if future.done():
@@ -70,30 +80,31 @@ class ScriptPipeline:
                 future.set_result(reply)
 
     async def _execute(self, batch: list[Call]) -> list[Any]:
-        """One write of every EVALSHA, then their replies in order; an error reply is kept as such.
+        """Every EVALSHA of the batch in one write; the replies in order, error replies as exceptions."""
+        pipe = await self._connection()
+        futures = pipe.send(
+            [
+                # hiredis' stub types its argument as a 1-tuple; any tuple of str/int is accepted.
+                hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[arg-type]
+                for script, keys, args, _ in batch
+            ]
+        )
+        return await asyncio.gather(*futures, return_exceptions=True)
 
-        Commands are packed by hiredis in C: redis-py's pipeline packs every argument in
-        Python, which cost more than the rest of a request's limit handling together.
-        """
-        packed = [
-            # hiredis' stub types its argument as a 1-tuple; any tuple of str/int is accepted.
-            hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[arg-type]
-            for script, keys, args, _ in batch
-        ]
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as error:
-                    replies.append(error)
-        except BaseException:
-            # Replies may still be on the way: the connection must not serve another batch.
-            await connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
+    async def _connection(self) -> RedisPipe:
+        if self._pipe is not None and not self._pipe.closed:
+            return self._pipe
+        if self._connecting is None:  # one connect shared by every batch that waits for it
+            self._connecting = asyncio.get_running_loop().create_task(open_pipe(self.url))
+            self._connecting.add_done_callback(self._connected)
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, task: asyncio.Task[RedisPipe]) -> None:
+        self._connecting = None
+        if not task.cancelled() and task.exception() is None:
+            self._pipe = task.result()
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None

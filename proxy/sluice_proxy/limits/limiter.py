@@ -88,7 +88,11 @@ class Limiter:
         self.fail_open = settings is None or settings.fail_mode == "open"
         self.redis = redis
         # The store's per-tick pipeline carries the redis.timeout deadline for every call in it.
-        self._redis_store = RedisStore(redis, self.timeout) if redis is not None else None
+        self._redis_store = (
+            RedisStore(redis, settings.url, self.timeout)
+            if redis is not None and settings is not None
+            else None
+        )
         self._local = LocalStore()
         self._degraded = False
         self._timeouts = 0
@@ -354,5 +358,7 @@ class Limiter:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._probe is not None:
             self._probe.cancel()
+        if self._redis_store is not None:
+            self._redis_store.close()
         if self.redis is not None:
             await self.redis.aclose()

@@ -17,9 +17,9 @@ _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_t
 class RedisStore:
     """Scripts run by SHA (EVALSHA, reloaded after NOSCRIPT), pipelined per event-loop tick."""
 
-    def __init__(self, redis: Redis, timeout: float) -> None:
+    def __init__(self, redis: Redis, url: str, timeout: float) -> None:
         self.redis = redis
-        self._scripts = ScriptPipeline(redis, timeout)
+        self._scripts = ScriptPipeline(redis, url, timeout)
         self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
         self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
 
@@ -50,6 +50,9 @@ class RedisStore:
         ]
         reply = await self._scripts(self._settle, keys, args)
         return [int(v) for v in reply]
+
+    def close(self) -> None:
+        self._scripts.close()
 
     async def read_usage(self, keys: list[str]) -> list[dict[str, int]]:
         async with self.redis.pipeline(transaction=False) as pipe:

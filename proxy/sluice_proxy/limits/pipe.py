@@ -1,0 +1,121 @@
+"""One pipelined connection to Redis for the limiter's scripts: RESP parsed by hiredis, replies in order.
+
+redis-py takes a pooled connection, a lock and a timeout for every reply it reads; on the
+hot path (two script calls per request) that cost more than the rest of the request. Here
+a batch of commands is one write, and each reply goes to its caller's future as hiredis
+parses it, so batches of several event-loop ticks can be in flight on one connection.
+redis-py stays the client for everything else (ping, script loading, usage reads, cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any, cast
+
+import hiredis
+from redis.asyncio.connection import parse_url
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
+
+
+class PipeClosedError(ConnectionError):
+    """The connection to Redis is gone; the replies still owed on it will not come."""
+
+
+def _reply_error(message: str) -> RedisError:
+    """hiredis hands error replies over as data; these are the exception classes redis-py raises."""
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    if message.startswith(("NOAUTH", "WRONGPASS")):
+        return AuthenticationError(message)
+    return ResponseError(message)
+
+
+class RedisPipe(asyncio.Protocol):
+    """An asyncio protocol: :meth:`send` writes commands and returns one future per reply."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._transport: asyncio.Transport | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            future = self._waiting.popleft()
+            if future.done():
+                continue  # its caller gave up (timeout); the order of the rest still holds
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(_reply_error(str(reply)))
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(PipeClosedError(f"the connection to Redis was lost ({exc or 'closed'})"))
+
+    def send(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
+        """Write packed commands (``hiredis.pack_command``); their futures, in the same order."""
+        if self._transport is None or self._transport.is_closing():
+            raise PipeClosedError("the connection to Redis is closed")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self._waiting.extend(futures)
+        self._transport.write(b"".join(commands))
+        return futures
+
+    def close(self) -> None:
+        """Abort: whatever is still owed fails with PipeClosedError."""
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS settings of a ``rediss://`` URL (``ssl_cert_reqs``, ``ssl_ca_certs`` query options)."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_pipe(url: str) -> RedisPipe:
+    """Connect as ``url`` says (``redis://``, ``rediss://``, ``unix://``), then AUTH and SELECT."""
+    options: dict[str, Any] = dict(parse_url(url))
+    loop = asyncio.get_running_loop()
+    pipe: RedisPipe
+    if "path" in options:
+        _, pipe = await loop.create_unix_connection(RedisPipe, options["path"])
+    else:
+        tls = _ssl_context(options) if url.startswith("rediss://") else None
+        host = options.get("host", "localhost")
+        _, pipe = await loop.create_connection(
+            RedisPipe, host, int(options.get("port", 6379)), ssl=tls, server_hostname=host if tls else None
+        )
+    handshake: list[tuple[Any, ...]] = []
+    if options.get("password"):
+        credentials = (
+            (options["username"], options["password"]) if options.get("username") else (options["password"],)
+        )
+        handshake.append(("AUTH", *credentials))
+    if int(options.get("db") or 0):
+        handshake.append(("SELECT", int(options["db"])))
+    if handshake:
+        try:
+            await asyncio.gather(*pipe.send([hiredis.pack_command(command) for command in handshake]))
+        except BaseException:
+            pipe.close()
+            raise
+    return pipe
