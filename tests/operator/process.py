@@ -159,6 +159,7 @@ def running_operator(
         "SLUICE_REDIS_URL": redis_url or "",
         "SLUICE_WATCH_NAMESPACES": "",
         "SLUICE_PEERING_NAME": peering_name,
+        "POD_ID": directory.name,  # kopf's peering identity, as the chart sets it from the pod name
     }
     log = directory / "operator.log"
     with log.open("wb") as out:
