@@ -70,6 +70,9 @@ class Reloader:
             gc.disable()
             try:
                 runtime = await loop.run_in_executor(None, load_runtime, self.path)
+                # The new config lives until the next reload: freeze it out of the collector's
+                # scans before the collector is back, or its first full pass walks all of it.
+                gc.freeze()
             except config.ConfigError as error:
                 metrics.CONFIG_RELOADS.labels("failure").inc()
                 self.gateway.config_error = str(error)
@@ -88,8 +91,6 @@ class Reloader:
                 gc.enable()
             previous = self.gateway.runtime.checksum
             self.gateway.swap(runtime)
-            # The new config lives until the next reload: keep it out of the collector's scans.
-            gc.freeze()
             self._seen = fingerprint(self._watched())
             metrics.CONFIG_RELOADS.labels("success").inc()
             LOG.info(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+import yaml
 
 from sluice_proxy import config
 from sluice_proxy.embedded import embedded_config
@@ -119,3 +123,43 @@ def test_json_and_gzipped_configs_load_like_yaml() -> None:
         config.loads(b"\x1f\x8b broken")
     with pytest.raises(config.ConfigError, match="not valid JSON"):
         config.loads(b'{"providers": [')
+
+
+BASE_DATA: dict[str, Any] = {
+    "providers": [{"name": "m", "type": "mock"}],
+    "routes": [{"model": "a", "backends": [{"provider": "m", "model": "x"}]}],
+}
+MANY_TENANTS = [{"name": f"t{i}", "keys": [{"value": f"sk-key-{i:06d}"}]} for i in range(1200)]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {**BASE_DATA, "tenants": [*MANY_TENANTS, {"name": "bad", "keys": [{"value": 5}]}]},
+            "tenants[1200].keys[0].value: Expected `str | null`, got `int`",
+        ),
+        ({**BASE_DATA, "listen": {"port": "x"}}, "listen.port: Expected `int`, got `str`"),
+        ({**BASE_DATA, "listen": 5}, "listen: Expected `object`, got `int`"),
+        ({**BASE_DATA, "bogus": 1}, "config: Object contains unknown field `bogus`"),
+        (
+            {
+                **BASE_DATA,
+                "routes": [{"model": "a", "backends": [{"provider": "m", "model": "x", "weight": -1}]}],
+            },
+            "routes[0].backends[0].weight: Expected `int` >= 0",
+        ),
+    ],
+)
+def test_json_and_yaml_name_the_same_problem(data: dict[str, Any], expected: str) -> None:
+    """JSON is decoded in slices (see codec.JSON_SLICE); its errors still name the absolute path."""
+    for text in (json.dumps(data), yaml.safe_dump(data)):
+        with pytest.raises(config.ConfigError) as caught:
+            config.loads(text)
+        assert [str(p) for p in caught.value.problems] == [expected]
+
+
+def test_json_in_slices_loads_every_tenant() -> None:
+    loaded = config.loads(json.dumps({**BASE_DATA, "tenants": MANY_TENANTS}))
+    assert [t.name for t in loaded.tenants] == [t["name"] for t in MANY_TENANTS]
+    assert loaded == config.loads(yaml.safe_dump({**BASE_DATA, "tenants": MANY_TENANTS}))
