@@ -26,6 +26,8 @@ degraded are queued and replayed to Redis on recovery, so usage and spend are no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -99,7 +101,7 @@ class Limiter:
         """Consecutive Redis timeouts; degraded mode starts at TIMEOUTS_BEFORE_DEGRADED."""
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         # Admission ids are members of shared sorted sets: unique across replicas and limiters.
         self._id_prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
@@ -196,57 +198,70 @@ class Limiter:
         if admission.settled:
             return
         admission.settled = True
-        await self._settle(admission, usage, cost_usd)
-
-    async def _settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
-        usage = usage or Usage()
-        periods = current_periods()
-        spend_micro = round((cost_usd or 0.0) * MICRO)
-        usage_keys = [
-            (usage_key_in(self.prefix, admission.tenant.name, p, periods[p].id), periods[p].usage_ttl)
-            for p in _PERIODS
-        ]
-        settlement = Settlement(
-            id=admission.id,
-            admitted_ms=admission.admitted_ms,
-            delta_tokens=usage.total_tokens - admission.reserved_tokens,
-            token_keys=[c.key for c in admission.checks if c.kind is Kind.TOKENS],
-            slot_keys=[c.key for c in admission.checks if c.kind is Kind.CONCURRENCY],
-            usage_keys=usage_keys,
-            spend_micro=spend_micro,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-        )
-        if admission.store is self._local:
-            spends = await self._local.settle(settlement)
-            if self._redis_store is not None:
-                # Admitted locally during an outage: the shared usage totals still need it.
-                await self._settle_shared(
-                    Settlement(
-                        admission.id,
-                        0,
-                        0,
-                        usage_keys=usage_keys,
-                        spend_micro=spend_micro,
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cached_input_tokens=usage.cached_input_tokens,
-                    )
-                )
-        else:
-            spends = await self._settle_shared(settlement)
-        if spends:
-            self._watch_budget(admission.tenant, dict(zip(_PERIODS, spends, strict=True)), spend_micro)
+        await self._finish(admission, self._settlement(admission, usage, cost_usd))
 
     def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """``settle`` in the background; ``close`` waits for it."""
         if admission.settled:
             return
         admission.settled = True
-        task = asyncio.get_running_loop().create_task(self._settle(admission, usage, cost_usd))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        settlement = self._settlement(admission, usage, cost_usd)
+        background: asyncio.Future[Any]
+        if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
+            # The common case needs no task: the reply's callback does the rest.
+            background = self._redis_store.settle_nowait(settlement)
+            background.add_done_callback(functools.partial(self._settled, admission.tenant, settlement))
+        else:
+            background = asyncio.get_running_loop().create_task(self._finish(admission, settlement))
+        self._background.add(background)
+        background.add_done_callback(self._background.discard)
+
+    def _settled(self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[Any]) -> None:
+        error = None if reply.cancelled() else reply.exception()
+        if reply.cancelled() or isinstance(error, RedisError | OSError | TimeoutError):
+            self._fail("settle", error or TimeoutError("cancelled"))
+            self._keep(settlement)
+        elif error is not None:
+            LOG.error("settling admission %s failed", settlement.id, exc_info=error)
+        else:
+            spends = [int(v) for v in reply.result()]
+            self._watch_budget(tenant, dict(zip(_PERIODS, spends, strict=True)), settlement.spend_micro)
+
+    def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
+        usage = usage or Usage()
+        periods = current_periods()
+        return Settlement(
+            id=admission.id,
+            admitted_ms=admission.admitted_ms,
+            delta_tokens=usage.total_tokens - admission.reserved_tokens,
+            token_keys=[c.key for c in admission.checks if c.kind is Kind.TOKENS],
+            slot_keys=[c.key for c in admission.checks if c.kind is Kind.CONCURRENCY],
+            usage_keys=[
+                (usage_key_in(self.prefix, admission.tenant.name, p, periods[p].id), periods[p].usage_ttl)
+                for p in _PERIODS
+            ],
+            spend_micro=round((cost_usd or 0.0) * MICRO),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+        )
+
+    async def _finish(self, admission: Admission, settlement: Settlement) -> None:
+        if admission.store is self._local:
+            spends = await self._local.settle(settlement)
+            if self._redis_store is not None:
+                # Admitted locally during an outage: the shared usage totals still need it.
+                await self._settle_shared(
+                    dataclasses.replace(
+                        settlement, admitted_ms=0, delta_tokens=0, token_keys=[], slot_keys=[]
+                    )
+                )
+        else:
+            spends = await self._settle_shared(settlement)
+        if spends:
+            self._watch_budget(
+                admission.tenant, dict(zip(_PERIODS, spends, strict=True)), settlement.spend_micro
+            )
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""

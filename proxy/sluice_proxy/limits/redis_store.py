@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.resources import files
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -33,6 +35,10 @@ class RedisStore:
         return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
 
     async def settle(self, settlement: Settlement) -> list[int]:
+        return [int(v) for v in await self.settle_nowait(settlement)]
+
+    def settle_nowait(self, settlement: Settlement) -> asyncio.Future[Any]:
+        """The settlement script's reply (new spend per usage hash) as a future; no task needed."""
         s = settlement
         keys = [*s.token_keys, *s.slot_keys, *(key for key, _ in s.usage_keys)]
         args: list[str | int] = [
@@ -48,8 +54,7 @@ class RedisStore:
             s.output_tokens,
             s.cached_input_tokens,
         ]
-        reply = await self._scripts(self._settle, keys, args)
-        return [int(v) for v in reply]
+        return self._scripts(self._settle, keys, args)
 
     def close(self) -> None:
         self._scripts.close()
