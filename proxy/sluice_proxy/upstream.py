@@ -1,6 +1,6 @@
-"""The only user of aiohttp's ClientSession: sends an UpstreamRequest, returns a response.
+"""Sends an UpstreamRequest over :mod:`.http1` and returns its response.
 
-Foreign errors are translated here, once, into the gateway's UpstreamError family.
+Transport errors are translated here, once, into the gateway's UpstreamError family.
 The ``mock`` provider is answered in-process by the same interface.
 """
 
@@ -10,8 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Protocol, final
 
-import aiohttp
-
+from . import http1
 from .config.schema import FallbackReason, ProviderType
 from .errors import UpstreamError, UpstreamTimeoutError
 from .providers import Target, UpstreamRequest, mock
@@ -36,11 +35,17 @@ class UpstreamResponse(Protocol):
 
 @final
 class _HTTPResponse:
-    __slots__ = ("_response", "_target", "status")
+    """An http1 response bounded by the route's timeout: in total for whole bodies, per read for streams."""
 
-    def __init__(self, response: aiohttp.ClientResponse, target: Target) -> None:
+    __slots__ = ("_deadline", "_read_timeout", "_response", "_target", "status")
+
+    def __init__(
+        self, response: http1.Response, target: Target, *, deadline: float | None, read_timeout: float | None
+    ) -> None:
         self._response = response
         self._target = target
+        self._deadline = deadline
+        self._read_timeout = read_timeout
         self.status = response.status
 
     @property
@@ -49,11 +54,13 @@ class _HTTPResponse:
 
     async def read(self) -> bytes:
         with _translated(self._target):
-            return await self._response.read()
+            async with asyncio.timeout_at(self._deadline):
+                return await self._response.read()
 
     async def read_chunk(self) -> bytes:
         with _translated(self._target):
-            return await self._response.content.readany()
+            async with asyncio.timeout(self._read_timeout):
+                return await self._response.read_chunk()
 
     def close(self) -> None:
         self._response.close()
@@ -81,7 +88,7 @@ class _MockResponse:
 
 
 class _translated:
-    """Context manager mapping aiohttp/asyncio failures to UpstreamError (httpx-style)."""
+    """Context manager mapping transport failures to UpstreamError (httpx-style), once for every call."""
 
     __slots__ = ("_target",)
 
@@ -95,32 +102,33 @@ class _translated:
         if exc is None:
             return
         where = f"provider '{self._target.provider}'"
-        if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        if isinstance(exc, TimeoutError):
             raise UpstreamTimeoutError(f"{where} did not answer in time") from exc
-        if isinstance(exc, aiohttp.ClientPayloadError):
+        if isinstance(exc, http1.ConnectionBrokenError) and exc.answered:
             raise UpstreamError(
-                f"{where} broke off its answer mid-way: {type(exc).__name__}",
-                reason=FallbackReason.CONNECTION_ERROR,
+                f"{where} broke off its answer mid-way: {exc}", reason=FallbackReason.CONNECTION_ERROR
             ) from exc
-        if isinstance(exc, aiohttp.ClientError):
+        if isinstance(exc, http1.MalformedResponseError):
+            raise UpstreamError(f"{where} sent an answer that is not HTTP: {exc}", reason=None) from exc
+        if isinstance(exc, OSError):
             raise UpstreamError(
                 f"{where} could not be reached: {type(exc).__name__}", reason=FallbackReason.CONNECTION_ERROR
             ) from exc
+        if isinstance(exc, ValueError):  # a header that cannot go on the wire (from configuration)
+            raise UpstreamError(f"the request to {where} cannot be sent: {exc}", reason=None) from exc
 
 
 class Upstream:
-    """One pooled ClientSession per provider, created on first use."""
+    """One keep-alive pool per upstream origin, created on first use."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[tuple[str, str, int], http1.Pool] = {}
 
-    def _session(self, provider: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(provider)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-            session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
-            self._sessions[provider] = session
-        return session
+    def _pool(self, origin: tuple[str, str, int]) -> http1.Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = http1.Pool(*origin)
+        return pool
 
     async def send(
         self, request: UpstreamRequest, target: Target, *, timeout: float, stream: bool
@@ -128,25 +136,22 @@ class Upstream:
         """Send and return once the status line and headers arrived (the body follows)."""
         if target.type is ProviderType.MOCK:
             return _mock_answer(request, stream=stream)
-        # Streams are bounded per read (a stalled stream fails); whole bodies in total.
-        client_timeout = (
-            aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
-            if stream
-            else aiohttp.ClientTimeout(total=timeout)
-        )
+        # Whole bodies are bounded in total (headers and body); streams per read, so a stalled one fails.
+        deadline = asyncio.get_running_loop().time() + timeout
         with _translated(target):
-            response = await self._session(target.provider).request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=client_timeout,
-            )
-        return _HTTPResponse(response, target)
+            origin, path = http1.split_url(request.url)
+            async with asyncio.timeout_at(deadline):
+                response = await self._pool(origin).request(
+                    request.method, path, request.headers, request.body
+                )
+        if stream:
+            return _HTTPResponse(response, target, deadline=None, read_timeout=timeout)
+        return _HTTPResponse(response, target, deadline=deadline, read_timeout=None)
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(s.close() for s in sessions))
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 def _mock_answer(request: UpstreamRequest, *, stream: bool) -> UpstreamResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +17,9 @@ T = TypeVar("T")
 class ThreadedServer:
     """An aiohttp application served by a private event loop in a daemon thread."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -25,7 +27,7 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop (for state shared with handlers)."""
@@ -39,7 +41,7 @@ class ThreadedServer:
 
     async def _start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert server is not None and server.sockets
