@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,6 +32,11 @@ class Check:
     window_ms: int
     label: str
     """Names the limit in errors and the ``limit`` label of sluice_ratelimit_rejections_total."""
+    wire: tuple[str, int, int] = dataclasses.field(init=False, repr=False, compare=False)
+    """``kind, limit, window_ms``: the check's arguments to the admission script, built once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", (self.kind.value, self.limit, self.window_ms))
 
     @property
     def kind_word(self) -> str:

@@ -28,23 +28,31 @@ def retry_after(ms: int) -> str:
     return str(max(1, math.ceil(ms / 1000)))
 
 
+_SUFFIXES = ((Kind.REQUESTS, "requests"), (Kind.TOKENS, "tokens"))
+
+
 def rate_headers(checks: list[Check], decision: Decision, reserved_tokens: int) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` of the tightest limit of each kind."""
     admitted = decision.rejected is None
+    tightest: dict[Kind, tuple[int, int, int]] = {}
+    for check, used, reset in zip(checks, decision.used, decision.reset_ms, strict=True):
+        kind = check.kind
+        if kind is Kind.REQUESTS:
+            charged = 1 if admitted else 0
+        elif kind is Kind.TOKENS:
+            charged = reserved_tokens if admitted else 0
+        else:
+            continue
+        remaining = max(0, check.limit - used - charged)
+        if reset <= 0 and charged > 0:
+            reset = check.window_ms  # this request's own charge is the oldest in the window
+        best = tightest.get(kind)
+        if best is None or remaining < best[1]:
+            tightest[kind] = (check.limit, remaining, reset)
     headers: dict[str, str] = {}
-    for kind, suffix, charge in ((Kind.REQUESTS, "requests", 1), (Kind.TOKENS, "tokens", reserved_tokens)):
-        tightest: tuple[int, int, int] | None = None
-        for check, used, reset in zip(checks, decision.used, decision.reset_ms, strict=True):
-            if check.kind is not kind:
-                continue
-            charged = charge if admitted else 0
-            remaining = max(0, check.limit - used - charged)
-            if reset <= 0 and charged > 0:
-                reset = check.window_ms  # this request's own charge is the oldest in the window
-            if tightest is None or remaining < tightest[1]:
-                tightest = (check.limit, remaining, reset)
-        if tightest is not None:
-            limit, remaining, reset = tightest
+    for kind, suffix in _SUFFIXES:
+        if (best := tightest.get(kind)) is not None:
+            limit, remaining, reset = best
             headers[f"x-ratelimit-limit-{suffix}"] = str(limit)
             headers[f"x-ratelimit-remaining-{suffix}"] = str(remaining)
             headers[f"x-ratelimit-reset-{suffix}"] = go_duration(reset)

@@ -30,7 +30,7 @@ class RedisStore:
     ) -> Decision:
         args: list[str | int] = [id, -1 if dry else reserved_tokens]
         for check in checks:
-            args += [check.kind.value, check.limit, check.window_ms]
+            args.extend(check.wire)
         reply = await self._scripts(self._admit, [c.key for c in checks], args)
         return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
 
