@@ -19,6 +19,11 @@ class SSEParser:
     def __init__(self) -> None:
         self._buffer = b""
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of an event waits for the rest."""
+        return bool(self._buffer)
+
     def feed(self, data: bytes) -> list[Event]:
         buffer = self._buffer + data if self._buffer else data
         held = b""
@@ -42,6 +47,8 @@ class SSEParser:
 
 
 def _parse_block(block: bytes) -> Event | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return Event(block[6:])  # what LLM providers send: one data line per event
     data: list[bytes] = []
     name: str | None = None
     for line in block.split(b"\n"):

@@ -39,13 +39,21 @@ async def relay(
     outcome = StreamOutcome(response, None, None)
     relayed = 0
     data = opened.first
+    # OpenAI upstream to OpenAI client: plain events are forwarded as the bytes that came.
+    forward = encoder.speaks_openai
     try:
         await response.prepare(request)  # inside the try: a client gone already is handled below
         try:
             while data:
-                if chunks := decoder.feed(data):
+                out = decoder.openai_frames(data) if forward else None
+                if out is not None:
+                    relayed += out.count(b"\n\n")
+                else:
+                    chunks = decoder.feed(data)
                     relayed += len(chunks)
-                    await response.write(b"".join([encoder.chunk(c) for c in chunks]))
+                    out = b"".join([encoder.chunk(c) for c in chunks])
+                if out:
+                    await response.write(out)
                     if outcome.first_token_at is None:
                         outcome.first_token_at = time.perf_counter()
                 if decoder.done:

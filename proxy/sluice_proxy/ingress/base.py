@@ -22,6 +22,9 @@ class ChatCall:
 class StreamEncoder(Protocol):
     """Turns OpenAI chunks into the client's stream format; one per response, stateful."""
 
+    speaks_openai: bool
+    """True when the client takes OpenAI SSE frames as they are (see StreamDecoder.openai_frames)."""
+
     def chunk(self, chunk: Chunk) -> bytes: ...
 
     def finish(self, usage: Usage | None) -> bytes: ...

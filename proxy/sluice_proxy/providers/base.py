@@ -87,6 +87,11 @@ class StreamDecoder(Protocol):
         """True once the upstream signalled the end of the stream."""
         ...
 
+    def openai_frames(self, data: bytes) -> bytes | None:
+        """``data`` itself when it is whole OpenAI SSE events that an OpenAI client can take as they
+        are (no usage, no end, no event split across reads); None when it must go through ``feed``."""
+        ...
+
 
 class Adapter(Protocol):
     """One upstream wire format."""
@@ -148,6 +153,9 @@ class TranslatingDecoder(Generic[EventT]):
 
     def _on(self, event: EventT) -> list[Chunk]:
         raise NotImplementedError
+
+    def openai_frames(self, data: bytes) -> None:
+        return None  # another format: always translated
 
     def _decode(self, events: Iterable[EventT]) -> list[Chunk]:
         """Chunks of ``events``. An upstream error that follows some chunks is raised on the next

@@ -98,6 +98,17 @@ class OpenAIStreamDecoder:
     def feed(self, data: bytes) -> list[Chunk]:
         return self._chunks(self._parser.feed(data))
 
+    def openai_frames(self, data: bytes) -> bytes | None:
+        if (
+            self._parser.pending
+            or not data.endswith(b"\n\n")
+            or b"\r" in data
+            or _USAGE_MARK in data
+            or b"[DONE]" in data
+        ):
+            return None
+        return data
+
     def finish(self) -> list[Chunk]:
         return self._chunks(self._parser.finish())
 
