@@ -34,17 +34,14 @@ class UpstreamResponse(Protocol):
 
 
 @final
-class _HTTPResponse:
-    """An http1 response bounded by the route's timeout: in total for whole bodies, per read for streams."""
+class _StreamedResponse:
+    """An http1 response read slice by slice, each read bounded by the route's timeout (a stall fails)."""
 
-    __slots__ = ("_deadline", "_read_timeout", "_response", "_target", "status")
+    __slots__ = ("_read_timeout", "_response", "_target", "status")
 
-    def __init__(
-        self, response: http1.Response, target: Target, *, deadline: float | None, read_timeout: float | None
-    ) -> None:
+    def __init__(self, response: http1.Response, target: Target, *, read_timeout: float) -> None:
         self._response = response
         self._target = target
-        self._deadline = deadline
         self._read_timeout = read_timeout
         self.status = response.status
 
@@ -53,9 +50,10 @@ class _HTTPResponse:
         return self._response.headers
 
     async def read(self) -> bytes:
-        with _translated(self._target):
-            async with asyncio.timeout_at(self._deadline):
-                return await self._response.read()
+        parts = []
+        while chunk := await self.read_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def read_chunk(self) -> bytes:
         with _translated(self._target):
@@ -67,14 +65,16 @@ class _HTTPResponse:
 
 
 @final
-class _MockResponse:
-    """An in-process answer of the ``mock`` provider."""
+class _BufferedResponse:
+    """A response already in memory: a whole upstream body, or an answer of the ``mock`` provider."""
 
     __slots__ = ("_chunks", "headers", "status")
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.status = 200
-        self.headers: Mapping[str, str] = {}
+    def __init__(
+        self, chunks: Iterator[bytes], status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = headers or {}
         self._chunks = chunks
 
     async def read(self) -> bytes:
@@ -133,20 +133,19 @@ class Upstream:
     async def send(
         self, request: UpstreamRequest, target: Target, *, timeout: float, stream: bool
     ) -> UpstreamResponse:
-        """Send and return once the status line and headers arrived (the body follows)."""
+        """A whole response read within ``timeout``, or a stream as soon as its headers arrived."""
         if target.type is ProviderType.MOCK:
             return _mock_answer(request, stream=stream)
-        # Whole bodies are bounded in total (headers and body); streams per read, so a stalled one fails.
-        deadline = asyncio.get_running_loop().time() + timeout
         with _translated(target):
             origin, path = http1.split_url(request.url)
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(timeout):
                 response = await self._pool(origin).request(
                     request.method, path, request.headers, request.body
                 )
-        if stream:
-            return _HTTPResponse(response, target, deadline=None, read_timeout=timeout)
-        return _HTTPResponse(response, target, deadline=deadline, read_timeout=None)
+                if not stream:  # a whole body is bounded in total, headers and body together
+                    body = await response.read()
+                    return _BufferedResponse(iter([body]), response.status, response.headers)
+        return _StreamedResponse(response, target, read_timeout=timeout)
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
@@ -156,10 +155,10 @@ class Upstream:
 
 def _mock_answer(request: UpstreamRequest, *, stream: bool) -> UpstreamResponse:
     if request.url.endswith("/embeddings"):
-        return _MockResponse(iter([mock.embeddings(request.body)]))
+        return _BufferedResponse(iter([mock.embeddings(request.body)]))
     if stream:
-        return _MockResponse(mock.chat_stream(request.body))
-    return _MockResponse(iter([mock.chat_completion(request.body)]))
+        return _BufferedResponse(mock.chat_stream(request.body))
+    return _BufferedResponse(iter([mock.chat_completion(request.body)]))
 
 
 async def iterate(response: UpstreamResponse) -> AsyncIterator[bytes]:
