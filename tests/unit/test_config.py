@@ -55,6 +55,14 @@ BASE = "providers: [{name: openai-main, type: openai, apiKey: {value: k}}, {name
             "providers[0].apiVersion: azure-openai needs apiVersion",
         ),
         (
+            "providers: [{name: p, type: openai, headers: {Host: elsewhere.example}}]",
+            "providers[0].headers.Host: is set by the gateway itself; remove it from headers",
+        ),
+        (
+            'providers: [{name: p, type: openai, headers: {X-Team: "a\\r\\nX-Evil: 1"}}]',
+            "providers[0].headers.X-Team: header names are tokens and values have no line breaks",
+        ),
+        (
             "providers: [{name: p, type: openai, apiKey: {env: A, value: b}}]",
             "providers[0].apiKey: set exactly one of env, file, value (got env, value)",
         ),

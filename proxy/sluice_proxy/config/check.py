@@ -39,6 +39,11 @@ def _check_secret(path: str, ref: SecretRef) -> list[Problem]:
     return [Problem(path, f"set exactly one of env, file, value (got {', '.join(given) or 'none'})")]
 
 
+GATEWAY_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers the upstream client writes itself; a provider's ``headers`` may not set them."""
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
 def _known(names: list[str]) -> str:
     return ", ".join(names) if names else "none defined"
 
@@ -67,6 +72,15 @@ def check(config: SluiceConfig) -> list[Problem]:
             if not provider.api_version:
                 problems.append(
                     Problem(f"{path}.apiVersion", "azure-openai needs apiVersion, e.g. 2024-10-21")
+                )
+        for name, value in provider.headers.items():
+            if name.lower() in GATEWAY_HEADERS:
+                problems.append(
+                    Problem(f"{path}.headers.{name}", "is set by the gateway itself; remove it from headers")
+                )
+            elif not _HEADER_NAME.match(name) or "\r" in value or "\n" in value:
+                problems.append(
+                    Problem(f"{path}.headers.{name}", "header names are tokens and values have no line breaks")
                 )
         if provider.base_url is not None and not re.match(r"^https?://", provider.base_url):
             problems.append(
