@@ -89,7 +89,19 @@ class ScriptPipeline:
                 for script, keys, args, _ in batch
             ]
         )
-        return await asyncio.gather(*futures, return_exceptions=True)
+        # Replies come in order, mostly in one read: once the first is awaited the rest are ready.
+        replies: list[Any] = []
+        try:
+            for future in futures:
+                try:
+                    replies.append(await future)
+                except (RedisError, OSError) as error:
+                    replies.append(error)
+        except BaseException:  # the deadline passed: nobody waits for the rest any more
+            for future in futures:
+                future.cancel()
+            raise
+        return replies
 
     async def _connection(self) -> RedisPipe:
         if self._pipe is not None and not self._pipe.closed:
