@@ -21,7 +21,7 @@ import functools
 import ssl
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, cast
 from urllib.parse import urlsplit
 
@@ -72,10 +72,7 @@ class Response:
 
     async def read(self) -> bytes:
         """The whole (rest of the) body."""
-        parts = []
-        while chunk := await self.read_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_all(self.read_chunk)
 
     async def read_chunk(self) -> bytes:
         """The body bytes that arrived since the last call, waiting for some; b"" at the end."""
@@ -306,6 +303,14 @@ class Pool:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.abort()
+
+
+async def read_all(read_chunk: Callable[[], Awaitable[bytes]]) -> bytes:
+    """Every slice ``read_chunk`` gives until it gives b"", joined."""
+    parts = []
+    while chunk := await read_chunk():
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)

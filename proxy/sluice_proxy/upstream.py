@@ -50,10 +50,7 @@ class _StreamedResponse:
         return self._response.headers
 
     async def read(self) -> bytes:
-        parts = []
-        while chunk := await self.read_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
+        return await http1.read_all(self.read_chunk)  # each slice within the read timeout
 
     async def read_chunk(self) -> bytes:
         with _translated(self._target):

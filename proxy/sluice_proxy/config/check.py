@@ -80,7 +80,9 @@ def check(config: SluiceConfig) -> list[Problem]:
                 )
             elif not _HEADER_NAME.match(name) or "\r" in value or "\n" in value:
                 problems.append(
-                    Problem(f"{path}.headers.{name}", "header names are tokens and values have no line breaks")
+                    Problem(
+                        f"{path}.headers.{name}", "header names are tokens and values have no line breaks"
+                    )
                 )
         if provider.base_url is not None and not re.match(r"^https?://", provider.base_url):
             problems.append(
