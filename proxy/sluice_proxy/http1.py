@@ -202,8 +202,10 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         self._answered = False
         self._head = asyncio.get_running_loop().create_future()
-        self._transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
+        if len(body) < 65536:
+            self._transport.write(head + body)  # one segment for the usual small request
+        else:
+            self._transport.write(head)  # no copy of a large body
             self._transport.write(body)
         return self._head
 
