@@ -195,26 +195,28 @@ class Limiter:
 
     async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """Charge real usage and spend, free concurrency slots; later calls do nothing."""
-        if admission.settled:
-            return
-        admission.settled = True
-        await self._finish(admission, self._settlement(admission, usage, cost_usd))
+        if not admission.settled:
+            # Done callbacks run in the order they were added, so _settled has run when wait returns.
+            await asyncio.wait([self._begin_settling(admission, usage, cost_usd)])
 
     def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """``settle`` in the background; ``close`` waits for it."""
-        if admission.settled:
-            return
+        if not admission.settled:
+            background = self._begin_settling(admission, usage, cost_usd)
+            self._background.add(background)
+            background.add_done_callback(self._background.discard)
+
+    def _begin_settling(
+        self, admission: Admission, usage: Usage | None, cost_usd: float | None
+    ) -> asyncio.Future[Any]:
         admission.settled = True
         settlement = self._settlement(admission, usage, cost_usd)
-        background: asyncio.Future[Any]
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
             # The common case needs no task: the reply's callback does the rest.
-            background = self._redis_store.settle_nowait(settlement)
-            background.add_done_callback(functools.partial(self._settled, admission.tenant, settlement))
-        else:
-            background = asyncio.get_running_loop().create_task(self._finish(admission, settlement))
-        self._background.add(background)
-        background.add_done_callback(self._background.discard)
+            reply = self._redis_store.settle_nowait(settlement)
+            reply.add_done_callback(functools.partial(self._settled, admission.tenant, settlement))
+            return reply
+        return asyncio.get_running_loop().create_task(self._finish(admission, settlement))
 
     def _settled(self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[Any]) -> None:
         error = None if reply.cancelled() else reply.exception()
@@ -224,8 +226,7 @@ class Limiter:
         elif error is not None:
             LOG.error("settling admission %s failed", settlement.id, exc_info=error)
         else:
-            spends = [int(v) for v in reply.result()]
-            self._watch_budget(tenant, dict(zip(_PERIODS, spends, strict=True)), settlement.spend_micro)
+            self._watch_budget(tenant, [int(v) for v in reply.result()], settlement.spend_micro)
 
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
@@ -259,9 +260,7 @@ class Limiter:
         else:
             spends = await self._settle_shared(settlement)
         if spends:
-            self._watch_budget(
-                admission.tenant, dict(zip(_PERIODS, spends, strict=True)), settlement.spend_micro
-            )
+            self._watch_budget(admission.tenant, spends, settlement.spend_micro)
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""
@@ -283,12 +282,13 @@ class Limiter:
             LOG.error("usage of admission %s dropped: %d settlements wait for Redis", dropped.id, MAX_PENDING)
         self._pending.append(settlement)
 
-    def _watch_budget(self, tenant: RuntimeTenant, spends: dict[Period, int], spent_now: int) -> None:
+    def _watch_budget(self, tenant: RuntimeTenant, spends: list[int], spent_now: int) -> None:
+        """``spends``: the tenant's new spend this day and this month (micro-dollars)."""
         budget = tenant.spec.budget
         if budget is None or budget.usd <= 0:
             return
         limit = budget.usd * MICRO
-        spend = spends[budget.period]
+        spend = dict(zip(_PERIODS, spends, strict=True))[budget.period]
         metrics.BUDGET_USED.labels(tenant.name).set(spend / limit)
         if budget.alert_percent is not None:
             threshold = limit * budget.alert_percent / 100
