@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -194,6 +195,16 @@ def test_generated_certificate_is_signed_by_the_ca_bundle(helm: Helm) -> None:
     )
     # The API server calls <service>.<namespace>.svc; that name must be in the certificate.
     assert f"{FULLNAME}-webhook.{NAMESPACE}.svc" in names
+
+
+def test_checksum_annotations_stay_strings(helm: Helm) -> None:
+    """A hex digest can be all digits; unquoted, YAML reads it as a number and the API server refuses it."""
+    result = helm.run("template", "sluice", str(CHART), "--namespace", NAMESPACE)
+    assert result.returncode == 0, result.stderr
+    lines = re.findall(r"^\s*checksum/[\w.-]+:\s*(.*)$", result.stdout, re.MULTILINE)
+    assert lines, "the chart renders no checksum annotation any more"
+    for value in lines:
+        assert re.fullmatch(r'"[0-9a-f]{16}"', value), f"checksum annotation not a quoted string: {value}"
 
 
 @pytest.mark.parametrize(
