@@ -22,7 +22,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, cast
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -58,10 +58,21 @@ def _default_tls() -> ssl.SSLContext:
 class Response:
     """An upstream response whose status and headers have arrived; the body follows."""
 
-    __slots__ = ("_buffered", "_chunks", "_connection", "_done", "_error", "_waiter", "headers", "status")
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_connection",
+        "_done",
+        "_error",
+        "_waiter",
+        "headers",
+        "loop",
+        "status",
+    )
 
     def __init__(self, connection: _Connection, status: int, headers: CIMultiDict[str]) -> None:
         self._connection: _Connection | None = connection
+        self.loop = connection.loop
         self.status = status
         self.headers = CIMultiDictProxy(headers)
         self._chunks: deque[bytes] = deque()
@@ -70,20 +81,26 @@ class Response:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    async def read(self) -> bytes:
-        """The whole (rest of the) body."""
-        return await read_all(self.read_chunk)
+    async def read(self, deadline: float | None = None) -> bytes:
+        """The whole (rest of the) body, by ``deadline`` (``loop.time()`` clock) if given."""
+        return await read_all(lambda: self.read_chunk(deadline))
 
-    async def read_chunk(self) -> bytes:
-        """The body bytes that arrived since the last call, waiting for some; b"" at the end."""
+    async def read_chunk(self, deadline: float | None = None) -> bytes:
+        """The body bytes that arrived since the last call, waiting for some; b"" at the end.
+
+        TimeoutError if none arrived by ``deadline``; the connection is then aborted.
+        """
         while not self._chunks:
             if self._error is not None:
                 raise self._error
             if self._done:
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self.loop.create_future()
             try:
-                await self._waiter
+                await within(self.loop, self._waiter, deadline)
+            except TimeoutError:
+                self.close()
+                raise
             finally:
                 self._waiter = None
         data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
@@ -131,6 +148,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
+        self.loop = pool.loop
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._header_items: list[tuple[str, str]] = []
@@ -201,7 +219,7 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: bytes) -> asyncio.Future[Response]:
         assert self._transport is not None
         self._answered = False
-        self._head = asyncio.get_running_loop().create_future()
+        self._head = self.loop.create_future()
         if len(body) < 65536:
             self._transport.write(head + body)  # one segment for the usual small request
         else:
@@ -245,13 +263,26 @@ class Pool:
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.host, self.port = host, port
+        # Held, not looked up per call: on Python 3.11 get_running_loop() is a getpid system call.
+        self.loop = asyncio.get_running_loop()
         self._tls = _default_tls() if scheme == "https" else None
         default_port = 443 if scheme == "https" else 80
         self._host_header = host if port == default_port else f"{host}:{port}"
         self._idle: list[_Connection] = []
 
-    async def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
-        """Send; return once the status line and headers arrived."""
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        deadline: float | None = None,
+    ) -> Response:
+        """Send; return once the status line and headers arrived, or TimeoutError at ``deadline``.
+
+        ``deadline`` is on the ``loop.time()`` clock and bounds connecting too.
+        """
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host_header}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         text = "\r\n".join(lines)
@@ -262,9 +293,10 @@ class Pool:
         while True:
             connection, reused = self._idle_connection(), True
             if connection is None:
-                connection, reused = await self._connect(), False
+                async with asyncio.timeout_at(deadline):  # rare: a task-free timer is not worth it here
+                    connection, reused = await self._connect(), False
             try:
-                return await connection.send(head, body)
+                return await within(self.loop, connection.send(head, body), deadline)
             except ConnectionBrokenError as error:
                 if reused and not error.answered:
                     continue  # the server had closed the idle connection: a fresh one, once per stale one
@@ -283,8 +315,7 @@ class Pool:
         return None
 
     async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(
+        _, connection = await self.loop.create_connection(
             lambda: _Connection(self),
             self.host,
             self.port,
@@ -305,6 +336,25 @@ class Pool:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.abort()
+
+
+T = TypeVar("T")
+
+
+async def within(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[T], deadline: float | None) -> T:
+    """Await ``waiter``; at ``deadline`` it fails with TimeoutError. One timer, no task, no cancellation."""
+    if deadline is None:
+        return await waiter
+    timer = loop.call_at(deadline, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("the upstream did not answer in time"))
 
 
 async def read_all(read_chunk: Callable[[], Awaitable[bytes]]) -> bytes:

@@ -6,7 +6,6 @@ The ``mock`` provider is answered in-process by the same interface.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Protocol, final
 
@@ -54,8 +53,8 @@ class _StreamedResponse:
 
     async def read_chunk(self) -> bytes:
         with _translated(self._target):
-            async with asyncio.timeout(self._read_timeout):
-                return await self._response.read_chunk()
+            response = self._response
+            return await response.read_chunk(response.loop.time() + self._read_timeout)
 
     def close(self) -> None:
         self._response.close()
@@ -135,13 +134,14 @@ class Upstream:
             return _mock_answer(request, stream=stream)
         with _translated(target):
             origin, path = http1.split_url(request.url)
-            async with asyncio.timeout(timeout):
-                response = await self._pool(origin).request(
-                    request.method, path, request.headers, request.body
-                )
-                if not stream:  # a whole body is bounded in total, headers and body together
-                    body = await response.read()
-                    return _BufferedResponse(iter([body]), response.status, response.headers)
+            pool = self._pool(origin)
+            deadline = pool.loop.time() + timeout
+            response = await pool.request(
+                request.method, path, request.headers, request.body, deadline=deadline
+            )
+            if not stream:  # a whole body is bounded in total, headers and body together
+                body = await response.read(deadline)
+                return _BufferedResponse(iter([body]), response.status, response.headers)
         return _StreamedResponse(response, target, read_timeout=timeout)
 
     async def close(self) -> None:

@@ -245,3 +245,39 @@ def test_urls_split_into_origin_and_target() -> None:
     )
     with pytest.raises(ValueError):
         http1.split_url("ftp://example.test/")
+
+
+async def test_a_deadline_bounds_the_head_and_the_connection_is_dropped(
+    pool_for: Callable[[RawServer], http1.Pool],
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first_connection = server.connections == 1
+        await server.read_request(reader)
+        if not first_connection:
+            writer.write(ok(b"fresh"))
+        await server.read_request(reader)  # the first request is never answered: wait for the close
+
+    async with RawServer(handler) as server:
+        pool = pool_for(server)
+        with pytest.raises(TimeoutError, match="did not answer in time"):  # ours, not the outer bound's
+            async with asyncio.timeout(5):
+                await pool.request("POST", "/", {}, b"", deadline=pool.loop.time() + 0.05)
+        await asyncio.wait_for(server.closed_by_client.wait(), 5)  # a late answer can never be misread
+        assert await (await pool.request("POST", "/", {}, b"")).read() == b"fresh"
+        assert server.connections == 2
+
+
+async def test_a_deadline_bounds_a_body_that_stalls(pool_for: Callable[[RawServer], http1.Pool]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf ")
+        await server.read_request(reader)  # the rest never comes; returns at the client's close
+
+    async with RawServer(handler) as server:
+        pool = pool_for(server)
+        response = await pool.request("POST", "/", {}, b"", deadline=pool.loop.time() + 5)
+        assert await response.read_chunk() == b"half "
+        with pytest.raises(TimeoutError, match="did not answer in time"):
+            async with asyncio.timeout(5):
+                await response.read(pool.loop.time() + 0.05)
+        await asyncio.wait_for(server.closed_by_client.wait(), 5)

@@ -1,8 +1,10 @@
 """Script calls made in the same event-loop tick go to Redis as one write.
 
 A burst of N concurrent requests (admissions and settlements alike) then costs one write,
-one round trip and one timer instead of N of each. Each caller awaits its own reply; the
-batch's deadline (``redis.timeout``) bounds every caller's wait. Batches travel on one
+one round trip and one timer instead of N of each. Each caller awaits its own future, which
+the connection's reply resolves directly: no task and no ``asyncio.timeout`` per batch,
+because on Python 3.11 each of those asks ``get_running_loop()``, a ``getpid`` system call.
+The batch's one timer (``redis.timeout``) bounds every caller's wait. Batches travel on one
 pipelined connection (:mod:`.pipe`), so a slow batch does not hold up the next tick's.
 """
 
@@ -14,11 +16,55 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
-from .pipe import RedisPipe, open_pipe
+from .pipe import PipeClosedError, RedisPipe, Sink, open_pipe
 
 Call = tuple[AsyncScript, list[str], list[str | int], asyncio.Future[Any]]
+
+
+class _Batch:
+    """The calls of one tick: resolves their futures as replies come, fails the rest at the deadline."""
+
+    __slots__ = ("_pipeline", "_timer", "calls", "pending")
+
+    def __init__(self, pipeline: ScriptPipeline, calls: list[Call], loop: asyncio.AbstractEventLoop) -> None:
+        self._pipeline = pipeline
+        self.calls = calls
+        self.pending = len(calls)
+        self._timer = loop.call_later(pipeline.timeout, self._expire)
+
+    def sink(self, call: Call, *, may_retry: bool) -> Sink:
+        """The reply handler of one call; a NOSCRIPT reply is sent back to the pipeline once."""
+
+        def receive(reply: Any) -> None:
+            if may_retry and isinstance(reply, NoScriptError):
+                self._pipeline.retry(self, call)
+            else:
+                self.resolve(call[3], reply)
+
+        return receive
+
+    def resolve(self, future: asyncio.Future[Any], reply: Any) -> None:
+        if future.done():
+            return  # timed out already
+        if isinstance(reply, BaseException):
+            future.set_exception(reply)
+        else:
+            future.set_result(reply)
+        self.pending -= 1
+        if not self.pending:
+            self._timer.cancel()
+
+    def fail(self, error: BaseException) -> None:
+        for *_, future in self.calls:
+            self.resolve(future, error)
+
+    def _expire(self) -> None:
+        if self.pending:
+            # Replies that never came may be stuck behind a half-open connection: start afresh.
+            self._pipeline.close()
+            self.fail(TimeoutError(f"Redis did not answer within {self._pipeline.timeout}s"))
 
 
 class ScriptPipeline:
@@ -29,6 +75,7 @@ class ScriptPipeline:
         self.url = url
         self.timeout = timeout
         self._queue: list[Call] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pipe: RedisPipe | None = None
         self._connecting: asyncio.Task[RedisPipe] | None = None
@@ -37,7 +84,9 @@ class ScriptPipeline:
         return self.redis.register_script(source)
 
     def __call__(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()  # once: each call of it is a getpid
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((script, keys, args, future))
         if len(self._queue) == 1:
@@ -45,63 +94,62 @@ class ScriptPipeline:
         return future
 
     def _flush(self) -> None:
-        batch, self._queue = self._queue, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
+        assert self._loop is not None
+        batch = _Batch(self, self._queue, self._loop)
+        self._queue = []
+        self._send(batch, batch.calls, may_retry=True)
+
+    def _send(self, batch: _Batch, calls: list[Call], *, may_retry: bool) -> None:
+        # A caller whose deadline passed while this waited for a connection has given up (and may
+        # have fallen back to the local limiter): its script must not run late.
+        calls = [call for call in calls if not call[3].done()]
+        if not calls:
+            return
+        pipe = self._pipe
+        if pipe is None or pipe.closed:
+            self._spawn(self._send_when_connected(batch, calls, may_retry=may_retry))
+            return
+        commands = [
+            # hiredis' stub types its argument as a 1-tuple; any tuple of str/int is accepted.
+            hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[arg-type]
+            for script, keys, args, _ in calls
+        ]
+        try:
+            pipe.send_to(commands, [batch.sink(call, may_retry=may_retry) for call in calls])
+        except PipeClosedError as error:
+            for *_, future in calls:
+                batch.resolve(future, error)
+
+    async def _send_when_connected(self, batch: _Batch, calls: list[Call], *, may_retry: bool) -> None:
+        try:
+            await self._connection()
+        except Exception as error:  # refused, TLS, AUTH: every caller hears it now, not at the deadline
+            for *_, future in calls:
+                batch.resolve(future, error)
+            return
+        self._send(batch, calls, may_retry=may_retry)
+
+    def retry(self, batch: _Batch, call: Call) -> None:
+        """Redis restarted, flushed its scripts, or has not seen this one yet: load it, run the call again.
+
+        Only calls that got NOSCRIPT run again: the others already ran, and an admission
+        run twice would be counted twice.
+        """
+        self._spawn(self._load_and_send(batch, call))
+
+    async def _load_and_send(self, batch: _Batch, call: Call) -> None:
+        try:
+            await self.redis.script_load(call[0].script)
+        except Exception as error:
+            batch.resolve(call[3], error)
+            return
+        self._send(batch, [call], may_retry=False)
+
+    def _spawn(self, coroutine: Any) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[Call]) -> None:
-        replies: list[Any]
-        try:
-            async with asyncio.timeout(self.timeout):
-                replies = await self._execute(batch)
-                # Redis restarted, flushed its scripts, or has not seen one yet. Only the calls
-                # that got NOSCRIPT run again: the others already ran, and an admission run
-                # twice would be counted twice.
-                retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-                if retry:
-                    for source in {batch[i][0].script for i in retry}:
-                        await self.redis.script_load(source)
-                    again = await self._execute([batch[i] for i in retry])
-                    for i, reply in zip(retry, again, strict=True):
-                        replies[i] = reply
-        except TimeoutError as error:
-            # Replies that never came may be stuck behind a half-open connection: start afresh.
-            self.close()
-            replies = [error] * len(batch)
-        except (RedisError, OSError) as error:
-            replies = [error] * len(batch)
-        for (_, _, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, BaseException):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-    async def _execute(self, batch: list[Call]) -> list[Any]:
-        """Every EVALSHA of the batch in one write; the replies in order, error replies as exceptions."""
-        pipe = await self._connection()
-        futures = pipe.send(
-            [
-                # hiredis' stub types its argument as a 1-tuple; any tuple of str/int is accepted.
-                hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[arg-type]
-                for script, keys, args, _ in batch
-            ]
-        )
-        # Replies come in order, mostly in one read: once the first is awaited the rest are ready.
-        replies: list[Any] = []
-        try:
-            for future in futures:
-                try:
-                    replies.append(await future)
-                except (RedisError, OSError) as error:
-                    replies.append(error)
-        except BaseException:  # the deadline passed: nobody waits for the rest any more
-            for future in futures:
-                future.cancel()
-            raise
-        return replies
 
     async def _connection(self) -> RedisPipe:
         if self._pipe is not None and not self._pipe.closed:

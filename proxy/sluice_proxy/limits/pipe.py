@@ -2,16 +2,18 @@
 
 redis-py takes a pooled connection, a lock and a timeout for every reply it reads; on the
 hot path (two script calls per request) that cost more than the rest of the request. Here
-a batch of commands is one write, and each reply goes to its caller's future as hiredis
-parses it, so batches of several event-loop ticks can be in flight on one connection.
+a batch of commands is one write, and each reply goes to its sink (a plain callback, no task)
+as hiredis parses it, so batches of several event-loop ticks can be in flight on one connection.
 redis-py stays the client for everything else (ping, script loading, usage reads, cache).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 import hiredis
@@ -32,12 +34,25 @@ def _reply_error(message: str) -> RedisError:
     return ResponseError(message)
 
 
+Sink = Callable[[Any], None]
+"""Receives one reply: its value, or the RedisError (or PipeClosedError) it became."""
+
+
+def _settle(future: asyncio.Future[Any], reply: Any) -> None:
+    if future.done():
+        return  # its caller gave up (timeout); the order of the rest still holds
+    if isinstance(reply, BaseException):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)
+
+
 class RedisPipe(asyncio.Protocol):
-    """An asyncio protocol: :meth:`send` writes commands and returns one future per reply."""
+    """An asyncio protocol: :meth:`send_to` writes commands and hands each reply to its sink."""
 
     def __init__(self) -> None:
         self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._waiting: deque[Sink] = deque()
         self._transport: asyncio.Transport | None = None
 
     @property
@@ -51,29 +66,29 @@ class RedisPipe(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
-            future = self._waiting.popleft()
-            if future.done():
-                continue  # its caller gave up (timeout); the order of the rest still holds
-            if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(_reply_error(str(reply)))
-            else:
-                future.set_result(reply)
+            sink = self._waiting.popleft()
+            sink(_reply_error(str(reply)) if isinstance(reply, hiredis.ReplyError) else reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(PipeClosedError(f"the connection to Redis was lost ({exc or 'closed'})"))
+            self._waiting.popleft()(PipeClosedError(f"the connection to Redis was lost ({exc or 'closed'})"))
 
-    def send(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
-        """Write packed commands (``hiredis.pack_command``); their futures, in the same order."""
+    def send_to(self, commands: list[bytes], sinks: list[Sink]) -> None:
+        """Write packed commands (``hiredis.pack_command``); each reply, in order, goes to its sink.
+
+        A sink gets the reply, or the exception for an error reply or a lost connection.
+        """
         if self._transport is None or self._transport.is_closing():
             raise PipeClosedError("the connection to Redis is closed")
+        self._waiting.extend(sinks)
+        self._transport.write(b"".join(commands))
+
+    def send(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
+        """:meth:`send_to` with one future per reply, for callers that await them."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
-        self._waiting.extend(futures)
-        self._transport.write(b"".join(commands))
+        self.send_to(commands, [functools.partial(_settle, future) for future in futures])
         return futures
 
     def close(self) -> None:
