@@ -82,12 +82,14 @@ def _account(
     """Record a finished response's metrics and cost; the cost is None for an unknown price."""
     ctx.usage = usage
     counted = usage or Usage()
+    target = backend.target
+    ctx.cost_usd = pricing.cost_usd(counted, pricing.price_for(ctx.upstream_model, target.pricing))
     # Tenant labels on tokens and cost can be turned off for cardinality (metrics.tenantLabels).
     tenant = ctx.tenant if runtime.config.metrics.tenant_labels else ""
     metrics.observe_response(
         operation=operation,
-        provider_type=str(backend.target.type),
-        provider=backend.target.provider,
+        provider_type=str(target.type),
+        provider=target.provider,
         tenant=tenant,
         request_model=ctx.model,
         response_model=ctx.upstream_model,
@@ -96,9 +98,7 @@ def _account(
         input_tokens=counted.input_tokens,
         output_tokens=counted.output_tokens,
         cached_input_tokens=counted.cached_input_tokens,
-    )
-    ctx.cost_usd = pricing.record_cost(
-        tenant, backend.target.provider, ctx.upstream_model, usage, backend.target.pricing
+        cost_usd=ctx.cost_usd,
     )
     return ctx.cost_usd
 

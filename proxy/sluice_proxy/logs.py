@@ -75,9 +75,12 @@ class AccessLog:
         return ACCESS_LOGGER.isEnabledFor(logging.INFO)
 
     def emit(self, fields: dict[str, Any]) -> None:
-        line = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER.name, "msg": "request"}
-        line.update(fields)
-        self._pending.append(orjson.dumps(line, default=str) + b"\n")
+        # The fixed head is spliced in front of the fields' JSON: one dict per line, not two.
+        head = b'{"ts":"%s","level":"info","logger":"sluice.access","msg":"request"' % timestamp(
+            time.time()
+        ).encode()
+        body = orjson.dumps(fields, default=str)
+        self._pending.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.WINDOW, self.flush)
 

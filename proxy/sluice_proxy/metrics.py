@@ -154,7 +154,7 @@ class _ResponseSeries:
     combination keeps the per-request cost to the observations themselves.
     """
 
-    __slots__ = ("duration", "tokens", "tpot", "ttft", "usage")
+    __slots__ = ("cost", "duration", "pricing_unknown", "tokens", "tpot", "ttft", "usage")
 
     def __init__(
         self,
@@ -172,9 +172,22 @@ class _ResponseSeries:
         kinds = ("input", "output", "cached_input")
         self.usage = tuple(TOKEN_USAGE.labels(*genai, kind) for kind in kinds)
         self.tokens = tuple(TOKENS.labels(tenant, provider, response_model, kind) for kind in kinds)
+        self.cost = COST.labels(tenant, provider, response_model)
+        self.pricing_unknown = PRICING_UNKNOWN.labels(provider, response_model)
 
 
 _series: dict[tuple[str, ...], _ResponseSeries] = {}
+_budget_used: dict[str, Gauge] = {}
+
+
+def set_budget_used(tenant: str, fraction: float) -> None:
+    """``sluice_budget_used_ratio`` of one tenant, with its child resolved once."""
+    gauge = _budget_used.get(tenant)
+    if gauge is None:
+        if len(_budget_used) >= _MAX_SERIES:
+            _budget_used.clear()
+        gauge = _budget_used[tenant] = BUDGET_USED.labels(tenant)
+    gauge.set(fraction)
 _MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
 
 
@@ -191,8 +204,9 @@ def observe_response(
     input_tokens: int,
     output_tokens: int,
     cached_input_tokens: int,
+    cost_usd: float | None,
 ) -> None:
-    """Record one finished model response (streamed or not)."""
+    """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
     key = (operation, provider_type, provider, tenant, request_model, response_model)
     series = _series.get(key)
     if series is None:
@@ -208,3 +222,7 @@ def observe_response(
         if count or index < 2:
             series.usage[index].observe(count)
             series.tokens[index].inc(count)
+    if cost_usd is None:
+        series.pricing_unknown.inc()  # never a silent 0
+    elif cost_usd:
+        series.cost.inc(cost_usd)

@@ -9,7 +9,6 @@ from importlib.resources import files
 import msgspec
 import yaml
 
-from . import metrics
 from .config.schema import Pricing
 from .providers.base import Usage
 
@@ -60,15 +59,3 @@ def cost_usd(usage: Usage, pricing: Pricing | None) -> float | None:
         + usage.output_tokens * pricing.output
     )
     return micro / 1_000_000
-
-
-def record_cost(
-    tenant: str, provider: str, model: str, usage: Usage | None, override: Pricing | None
-) -> float | None:
-    """Price one response and count it: sluice_cost_usd_total, or sluice_pricing_unknown_total."""
-    cost = cost_usd(usage or Usage(), price_for(model, override))
-    if cost is None:
-        metrics.PRICING_UNKNOWN.labels(provider, model).inc()
-    elif cost:
-        metrics.COST.labels(tenant, provider, model).inc(cost)
-    return cost

@@ -25,7 +25,7 @@ tenants:
 def test_tenant_model_route_and_usage_keys_share_one_slot() -> None:
     runtime = compile_config(config.loads(CONFIG))
     tenant = next(iter(runtime.tenants_by_key_hash.values()))
-    checks = Planner("sluice:ns-1").checks(tenant, runtime.routes["gpt-4o"])
+    checks = Planner("sluice:ns-1").plan(tenant, runtime.routes["gpt-4o"]).checks()
     keys = [c.key for c in checks] + [usage_key("sluice:ns-1", "team-a", "month", datetime.now(UTC))]
     assert len(checks) >= 7  # tenant r/t/c, tenant-model r, route r/t, budget
     tags = {re.match(r"^\{([^}]*)\}", key).group(1) for key in keys}  # type: ignore[union-attr]
@@ -37,10 +37,24 @@ def test_a_reloaded_tenant_gets_its_new_limits() -> None:
     planner = Planner("sluice")
     before = compile_config(config.loads(CONFIG))
     tenant = next(iter(before.tenants_by_key_hash.values()))
-    assert planner.checks(tenant, before.routes["gpt-4o"])[0].limit == 5
+    assert planner.plan(tenant, before.routes["gpt-4o"]).checks()[0].limit == 5
     after = compile_config(config.loads(CONFIG.replace("requestsPerMinute: 5", "requestsPerMinute: 50")))
     reloaded = next(iter(after.tenants_by_key_hash.values()))
-    assert planner.checks(reloaded, after.routes["gpt-4o"])[0].limit == 50
-    budget = [c for c in planner.checks(reloaded, after.routes["gpt-4o"]) if c.kind.name == "BUDGET"]
+    assert planner.plan(reloaded, after.routes["gpt-4o"]).checks()[0].limit == 50
+    budget = [c for c in planner.plan(reloaded, after.routes["gpt-4o"]).checks() if c.kind.name == "BUDGET"]
     assert budget[0].key == usage_key("sluice", "team-a", "month", datetime.now(UTC))
     assert 0 < budget[0].window_ms <= 31 * 86_400_000
+
+
+def test_settling_touches_the_plans_token_slot_and_usage_keys() -> None:
+    runtime = compile_config(config.loads(CONFIG))
+    tenant = next(iter(runtime.tenants_by_key_hash.values()))
+    plan = Planner("sluice").plan(tenant, runtime.routes["gpt-4o"])
+    checks = plan.checks()
+    assert plan.token_keys == [c.key for c in checks if c.kind.name == "TOKENS"] and plan.token_keys
+    assert plan.slot_keys == [c.key for c in checks if c.kind.name == "CONCURRENCY"] and plan.slot_keys
+    now = datetime.now(UTC)
+    assert [key for key, _ in plan.usage_keys()] == [
+        usage_key("sluice", "team-a", period, now) for period in ("day", "month")
+    ]
+    assert all(ttl > 35 * 86_400 for _, ttl in plan.usage_keys()), "kept past the period for reports"

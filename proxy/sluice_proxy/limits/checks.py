@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ..config.schema import Limits
 from ..runtime import RuntimeRoute, RuntimeTenant
-from .keys import MICRO, Periods, current_periods, route_tag, tenant_tag, usage_key_in
+from .keys import MICRO, USAGE_PERIODS, Periods, current_periods, route_tag, tenant_tag, usage_key_in
 
 WINDOW_MS = 60_000
 """Every rate limit is per minute."""
@@ -111,48 +110,84 @@ def wants_tokens(tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
     return any(s is not None and s.tokens_per_minute is not None for s in scopes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What does not change between two requests of one tenant to one route."""
+class Plan:
+    """The checks of one tenant's requests to one route, and the keys settling them touches.
 
-    tenant: RuntimeTenant
-    route: RuntimeRoute
-    before_budget: list[Check]
-    after_budget: list[Check]
-    wants_tokens: bool
+    The rate checks never change while both objects belong to the loaded config; the budget
+    check and the usage keys name the current period, so they are rebuilt once a second.
+    """
+
+    __slots__ = (
+        "_after_budget",
+        "_before_budget",
+        "_checks",
+        "_prefix",
+        "_second",
+        "_usage_keys",
+        "route",
+        "slot_keys",
+        "tenant",
+        "token_keys",
+        "wants_tokens",
+    )
+
+    def __init__(self, prefix: str, tenant: RuntimeTenant, route: RuntimeRoute) -> None:
+        self._prefix = prefix
+        self.tenant = tenant
+        self.route = route
+        self._before_budget = _tenant_rate_checks(prefix, tenant, route.model)
+        self._after_budget = _rate_checks(route.spec.limits, route_tag(prefix, route.model), "", "route_")
+        rate_checks = [*self._before_budget, *self._after_budget]
+        self.token_keys = [c.key for c in rate_checks if c.kind is Kind.TOKENS]
+        self.slot_keys = [c.key for c in rate_checks if c.kind is Kind.CONCURRENCY]
+        self.wants_tokens = wants_tokens(tenant, route)
+        self._second = -1
+        self._checks: list[Check] = []
+        self._usage_keys: list[tuple[str, int]] = []
+
+    def _refresh(self) -> None:
+        periods = current_periods()
+        if periods.second == self._second:
+            return
+        self._second = periods.second
+        budget = _budget(self._prefix, self.tenant, periods, periods.second * 1000)
+        self._checks = [*self._before_budget, *([budget] if budget else []), *self._after_budget]
+        self._usage_keys = [
+            (usage_key_in(self._prefix, self.tenant.name, p, periods[p].id), periods[p].usage_ttl)
+            for p in USAGE_PERIODS
+        ]
+
+    def checks(self) -> list[Check]:
+        """Every check of a request now, in order: tenant, tenant+model, budget, route ceiling.
+
+        The list is shared by the requests of this second: read it, never change it.
+        """
+        self._refresh()
+        return self._checks
+
+    def usage_keys(self) -> list[tuple[str, int]]:
+        """The tenant's usage hashes of this day and month (``USAGE_PERIODS``), each with its TTL."""
+        self._refresh()
+        return self._usage_keys
 
 
 class Planner:
-    """Every check of a request: tenant, tenant+model, budget, then the route ceiling.
+    """The :class:`Plan` of each (tenant, route) pair, built on its first request.
 
-    The rate checks of a (tenant, route) pair are built on its first request and kept while
-    both objects belong to the loaded config (a reload makes new ones); only the budget check,
-    which names the current period, is made per request.
+    A plan is kept while both objects belong to the loaded config; a reload makes new ones.
     """
 
     MAX_PLANS = 100_000
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._plans: dict[tuple[str, str], Plan] = {}
 
-    def _plan(self, tenant: RuntimeTenant, route: RuntimeRoute) -> _Plan:
+    def plan(self, tenant: RuntimeTenant, route: RuntimeRoute) -> Plan:
         key = (tenant.name, route.model)
         plan = self._plans.get(key)
         if plan is None or plan.tenant is not tenant or plan.route is not route:
             if len(self._plans) >= self.MAX_PLANS:
                 self._plans.clear()
-            route_checks = _rate_checks(route.spec.limits, route_tag(self.prefix, route.model), "", "route_")
-            before = _tenant_rate_checks(self.prefix, tenant, route.model)
-            plan = self._plans[key] = _Plan(tenant, route, before, route_checks, wants_tokens(tenant, route))
+            plan = self._plans[key] = Plan(self.prefix, tenant, route)
         return plan
-
-    def checks(self, tenant: RuntimeTenant, route: RuntimeRoute) -> list[Check]:
-        plan = self._plan(tenant, route)
-        budget = _budget(self.prefix, tenant, current_periods(), int(time.time() * 1000))
-        if budget is None:
-            return [*plan.before_budget, *plan.after_budget]
-        return [*plan.before_budget, budget, *plan.after_budget]
-
-    def wants_tokens(self, tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
-        return self._plan(tenant, route).wants_tokens

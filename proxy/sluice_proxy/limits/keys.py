@@ -32,6 +32,8 @@ from typing import Literal
 from redis.asyncio import Redis
 
 Period = Literal["day", "month"]
+USAGE_PERIODS: tuple[Period, Period] = ("day", "month")
+"""The periods a tenant's usage is kept for, in the order settlement replies give their spend."""
 MICRO = 1_000_000
 USAGE_RETENTION = timedelta(days=35)
 SPEND_FIELD = "spend_micro"

@@ -47,9 +47,9 @@ from ..config.schema import RedisSettings
 from ..errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from ..providers.base import Usage
 from ..runtime import RuntimeRoute, RuntimeTenant
-from .checks import Check, Kind, Planner, tenant_checks
+from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
-from .keys import MICRO, Period, current_periods, period_end, usage_key_in
+from .keys import MICRO, USAGE_PERIODS, Period, current_periods, period_end, usage_key_in
 from .local_store import LocalStore
 from .redis_store import RedisStore
 from .report import usage_report
@@ -62,7 +62,6 @@ MAX_PENDING = 100_000
 TIMEOUTS_BEFORE_DEGRADED = 5
 """Consecutive timed-out Redis calls that switch the limiter to degraded mode; any other
 Redis error (refused, reset) switches at once."""
-_PERIODS: tuple[Period, Period] = ("day", "month")
 _ADJECTIVES: dict[Period, str] = {"day": "daily", "month": "monthly"}
 
 
@@ -71,7 +70,7 @@ class Admission:
     """One admitted request; settle or release it exactly once."""
 
     id: str
-    tenant: RuntimeTenant
+    plan: Plan
     checks: list[Check]
     reserved_tokens: int
     admitted_ms: int
@@ -138,17 +137,18 @@ class Limiter:
 
     def wants_tokens(self, tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
         """Whether ``admit`` needs a token estimate for this request."""
-        return self._planner.wants_tokens(tenant, route)
+        return self._planner.plan(tenant, route).wants_tokens
 
     async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
-        checks = self._planner.checks(tenant, route)
+        plan = self._planner.plan(tenant, route)
+        checks = plan.checks()
         id = f"{self._id_prefix}-{next(self._ids):x}"
         store, decision = await self._decide(checks, id, estimated_tokens)
         headers = rate_headers(checks, decision, estimated_tokens)
         if decision.rejected is not None:
             raise self._rejection(tenant, decision, decision.rejected, headers)
-        return Admission(id, tenant, checks, estimated_tokens, decision.now_ms, headers, store)
+        return Admission(id, plan, checks, estimated_tokens, decision.now_ms, headers, store)
 
     async def _decide(self, checks: list[Check], id: str, reserved: int) -> tuple[Store, Decision]:
         if self._redis_store is not None and not self._degraded:
@@ -214,7 +214,7 @@ class Limiter:
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
             # The common case needs no task: the reply's callback does the rest.
             reply = self._redis_store.settle_nowait(settlement)
-            reply.add_done_callback(functools.partial(self._settled, admission.tenant, settlement))
+            reply.add_done_callback(functools.partial(self._settled, admission.plan.tenant, settlement))
             return reply
         return asyncio.get_running_loop().create_task(self._finish(admission, settlement))
 
@@ -230,17 +230,14 @@ class Limiter:
 
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
-        periods = current_periods()
+        plan = admission.plan
         return Settlement(
             id=admission.id,
             admitted_ms=admission.admitted_ms,
             delta_tokens=usage.total_tokens - admission.reserved_tokens,
-            token_keys=[c.key for c in admission.checks if c.kind is Kind.TOKENS],
-            slot_keys=[c.key for c in admission.checks if c.kind is Kind.CONCURRENCY],
-            usage_keys=[
-                (usage_key_in(self.prefix, admission.tenant.name, p, periods[p].id), periods[p].usage_ttl)
-                for p in _PERIODS
-            ],
+            token_keys=plan.token_keys,
+            slot_keys=plan.slot_keys,
+            usage_keys=plan.usage_keys(),
             spend_micro=round((cost_usd or 0.0) * MICRO),
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -260,7 +257,7 @@ class Limiter:
         else:
             spends = await self._settle_shared(settlement)
         if spends:
-            self._watch_budget(admission.tenant, spends, settlement.spend_micro)
+            self._watch_budget(admission.plan.tenant, spends, settlement.spend_micro)
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""
@@ -288,8 +285,8 @@ class Limiter:
         if budget is None or budget.usd <= 0:
             return
         limit = budget.usd * MICRO
-        spend = dict(zip(_PERIODS, spends, strict=True))[budget.period]
-        metrics.BUDGET_USED.labels(tenant.name).set(spend / limit)
+        spend = dict(zip(USAGE_PERIODS, spends, strict=True))[budget.period]
+        metrics.set_budget_used(tenant.name, spend / limit)
         if budget.alert_percent is not None:
             threshold = limit * budget.alert_percent / 100
             # Only the settlement that crosses the threshold logs: one line across replicas.
@@ -350,7 +347,7 @@ class Limiter:
         now = datetime.now(UTC)
         periods = current_periods()
         checks = tenant_checks(self.prefix, tenant, None, periods, int(now.timestamp() * 1000))
-        keys = [usage_key_in(self.prefix, tenant.name, p, periods[p].id) for p in _PERIODS]
+        keys = [usage_key_in(self.prefix, tenant.name, p, periods[p].id) for p in USAGE_PERIODS]
         store: Store = self._local
         if self._redis_store is not None and not self._degraded:
             store = self._redis_store
@@ -364,7 +361,7 @@ class Limiter:
                 "usage is unavailable while Redis does not answer; retry shortly"
             ) from None
         return usage_report(
-            tenant, now, checks, decision, dict(zip(_PERIODS, usage, strict=True)), self._degraded
+            tenant, now, checks, decision, dict(zip(USAGE_PERIODS, usage, strict=True)), self._degraded
         )
 
     async def close(self) -> None:
