@@ -171,3 +171,13 @@ def test_json_in_slices_loads_every_tenant() -> None:
     loaded = config.loads(json.dumps({**BASE_DATA, "tenants": MANY_TENANTS}))
     assert [t.name for t in loaded.tenants] == [t["name"] for t in MANY_TENANTS]
     assert loaded == config.loads(yaml.safe_dump({**BASE_DATA, "tenants": MANY_TENANTS}))
+
+
+def test_the_checksum_follows_content_in_every_slice() -> None:
+    """Hashed in slices like JSON decoding; the same content hashes alike, any change anywhere shows."""
+    data = {**BASE_DATA, "tenants": MANY_TENANTS}
+    same = config.checksum(config.loads(json.dumps(data)))
+    assert same == config.checksum(config.loads(yaml.safe_dump(data)))
+    late = [*MANY_TENANTS[:-1], {**MANY_TENANTS[-1], "routes": ["a"]}]  # in the last slice only
+    assert config.checksum(config.loads(json.dumps({**data, "tenants": late}))) != same
+    assert config.checksum(config.loads(json.dumps({**data, "listen": {"port": 9999}}))) != same
