@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import sys
@@ -35,4 +36,28 @@ async def test_reloads_restore_gc_and_the_switch_interval(tmp_path: Path) -> Non
     assert set(gateway.runtime.routes) == {"two"}, "a rejected config keeps the last good one"
     assert "unknown provider 'nope'" in (gateway.config_error or "")
     assert gc.isenabled() and sys.getswitchinterval() == interval
+    await gateway.upstream.close()
+
+
+async def test_a_replaced_config_is_freed_only_after_its_last_request(tmp_path: Path) -> None:
+    """Freed in slices once unreferenced; a request still holding it keeps it whole meanwhile."""
+    config = {
+        **CONFIG,
+        "tenants": [{"name": f"t{i}", "keys": [{"value": f"sk-key-{i:05d}"}]} for i in range(1200)],
+    }
+    path = tmp_path / "sluice.json"
+    path.write_text(json.dumps(config))
+    gateway = Gateway(load_runtime(path))
+    reloader = Reloader(gateway, path)
+    in_flight = gateway.runtime  # what a request started before the reload holds
+    tenants, tenant_list = in_flight.tenants_by_key_hash, in_flight.config.tenants
+    path.write_text(json.dumps({**config, "tenants": config["tenants"][:1]}))
+    assert await reloader.reload("test")
+    assert reloader.retiring is not None
+    done, _ = await asyncio.wait({reloader.retiring}, timeout=0.3)
+    assert not done and len(tenants) == 1200, "a request in flight still reads its config"
+    del in_flight
+    await asyncio.wait_for(reloader.retiring, 10)
+    assert not tenants and not tenant_list
+    assert len(gateway.runtime.tenants_by_key_hash) == 1, "the new config is untouched"
     await gateway.upstream.close()
