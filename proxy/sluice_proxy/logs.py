@@ -76,9 +76,10 @@ class AccessLog:
 
     def emit(self, fields: dict[str, Any]) -> None:
         # The fixed head is spliced in front of the fields' JSON: one dict per line, not two.
-        head = b'{"ts":"%s","level":"info","logger":"sluice.access","msg":"request"' % timestamp(
-            time.time()
-        ).encode()
+        head = (
+            b'{"ts":"%s","level":"info","logger":"sluice.access","msg":"request"'
+            % timestamp(time.time()).encode()
+        )
         body = orjson.dumps(fields, default=str)
         self._pending.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
         if self._timer is None:

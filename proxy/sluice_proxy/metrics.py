@@ -188,6 +188,8 @@ def set_budget_used(tenant: str, fraction: float) -> None:
             _budget_used.clear()
         gauge = _budget_used[tenant] = BUDGET_USED.labels(tenant)
     gauge.set(fraction)
+
+
 _MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
 
 
