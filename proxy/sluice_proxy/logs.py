@@ -55,6 +55,9 @@ def setup(level: str = "info") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+_ACCESS_HEAD = b'{"ts":"%%s","level":"info","logger":%s,"msg":"request"' % orjson.dumps(ACCESS_LOGGER.name)
+
+
 class AccessLog:
     """One JSON line per request, written in batches.
 
@@ -76,11 +79,8 @@ class AccessLog:
 
     def emit(self, fields: dict[str, Any]) -> None:
         # The fixed head is spliced in front of the fields' JSON: one dict per line, not two.
-        head = (
-            b'{"ts":"%s","level":"info","logger":"sluice.access","msg":"request"'
-            % timestamp(time.time()).encode()
-        )
         body = orjson.dumps(fields, default=str)
+        head = _ACCESS_HEAD % timestamp(time.time()).encode()
         self._pending.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.WINDOW, self.flush)

@@ -7,6 +7,8 @@ boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -113,18 +115,28 @@ OVERHEAD = Histogram(
 )
 
 
+_MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _child(cache: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """The labelled children for ``key``, made once: ``labels()`` takes a lock and hashes its arguments."""
+    child = cache.get(key)
+    if child is None:
+        if len(cache) >= _MAX_SERIES:
+            cache.clear()
+        child = cache[key] = make()
+    return child
+
+
 _request_counters: dict[tuple[str, str, str], Counter] = {}
 
 
 def count_request(tenant: str, model: str, status: int) -> None:
-    """``sluice_requests_total``, with the labelled child resolved once per combination."""
+    """``sluice_requests_total``."""
     key = (tenant, model, str(status))
-    counter = _request_counters.get(key)
-    if counter is None:
-        if len(_request_counters) >= _MAX_SERIES:
-            _request_counters.clear()
-        counter = _request_counters[key] = REQUESTS.labels(*key)
-    counter.inc()
+    _child(_request_counters, key, lambda: REQUESTS.labels(*key)).inc()
 
 
 _current_checksum: list[str] = []
@@ -148,11 +160,7 @@ def exposition() -> bytes:
 
 
 class _ResponseSeries:
-    """The labelled children one (operation, provider, tenant, models) combination writes to.
-
-    ``labels()`` takes a lock and hashes its arguments; resolving them once per
-    combination keeps the per-request cost to the observations themselves.
-    """
+    """The labelled children one (operation, provider, tenant, models) combination writes to."""
 
     __slots__ = ("cost", "duration", "pricing_unknown", "tokens", "tpot", "ttft", "usage")
 
@@ -181,16 +189,8 @@ _budget_used: dict[str, Gauge] = {}
 
 
 def set_budget_used(tenant: str, fraction: float) -> None:
-    """``sluice_budget_used_ratio`` of one tenant, with its child resolved once."""
-    gauge = _budget_used.get(tenant)
-    if gauge is None:
-        if len(_budget_used) >= _MAX_SERIES:
-            _budget_used.clear()
-        gauge = _budget_used[tenant] = BUDGET_USED.labels(tenant)
-    gauge.set(fraction)
-
-
-_MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
+    """``sluice_budget_used_ratio`` of one tenant."""
+    _child(_budget_used, tenant, lambda: BUDGET_USED.labels(tenant)).set(fraction)
 
 
 def observe_response(
@@ -210,11 +210,7 @@ def observe_response(
 ) -> None:
     """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
     key = (operation, provider_type, provider, tenant, request_model, response_model)
-    series = _series.get(key)
-    if series is None:
-        if len(_series) >= _MAX_SERIES:
-            _series.clear()
-        series = _series[key] = _ResponseSeries(*key)
+    series = _child(_series, key, lambda: _ResponseSeries(*key))
     series.duration.observe(duration)
     if time_to_first_token is not None:
         series.ttft.observe(time_to_first_token)

@@ -58,10 +58,11 @@ async def retire(runtime: RuntimeConfig) -> None:
     Dropped at once, a 10,000-tenant config goes in one deallocation cascade that holds the
     GIL for ~6 ms, and every request waits for it; slices a loop turn apart do not.
     """
-    deadline = asyncio.get_running_loop().time() + RETIRE_WAIT
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RETIRE_WAIT
     # This frame's variable and getrefcount's own argument; any other is a request in flight.
     while sys.getrefcount(runtime) > 2:
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() > deadline:
             return  # still held: plain refcounting frees it whenever its last holder lets go
         await asyncio.sleep(0.05)
     for mapping in (runtime.tenants_by_key_hash, runtime.routes):
@@ -83,6 +84,8 @@ class Reloader:
         self._seen = fingerprint(self._watched())
         self.retiring: asyncio.Task[None] | None = None
         """The freeing of the config the last reload replaced."""
+        self._retiring: set[asyncio.Task[None]] = set()
+        """Every freeing still running (one may wait minutes for a long stream): held, and cancelled at shutdown."""
 
     def _watched(self) -> set[Path]:
         return {self.path, *self.gateway.runtime.secret_files}
@@ -122,6 +125,8 @@ class Reloader:
             previous = self.gateway.runtime.checksum
             # No local variable may hold the old config: retire() waits until only it does.
             self.retiring = asyncio.get_running_loop().create_task(retire(self.gateway.runtime))
+            self._retiring.add(self.retiring)
+            self.retiring.add_done_callback(self._retiring.discard)
             self.gateway.swap(runtime)
             self._seen = fingerprint(self._watched())
             metrics.CONFIG_RELOADS.labels("success").inc()
@@ -135,6 +140,11 @@ class Reloader:
                 },
             )
             return True
+
+    def close(self) -> None:
+        """Stop freeing replaced configs: the process is ending and frees everything anyway."""
+        for task in self._retiring:
+            task.cancel()
 
     async def watch(self) -> None:
         while True:
@@ -161,6 +171,7 @@ def reload_context(path: Path) -> Callable[[web.Application], AsyncIterator[None
         watcher = loop.create_task(reloader.watch())
         yield
         watcher.cancel()
+        reloader.close()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         with contextlib.suppress(NotImplementedError, RuntimeError):

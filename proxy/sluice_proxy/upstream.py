@@ -6,7 +6,7 @@ The ``mock`` provider is answered in-process by the same interface.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol, final
 
 from . import http1
@@ -156,8 +156,3 @@ def _mock_answer(request: UpstreamRequest, *, stream: bool) -> UpstreamResponse:
     if stream:
         return _BufferedResponse(mock.chat_stream(request.body))
     return _BufferedResponse(iter([mock.chat_completion(request.body)]))
-
-
-async def iterate(response: UpstreamResponse) -> AsyncIterator[bytes]:
-    while chunk := await response.read_chunk():
-        yield chunk

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from .pipe import PipeClosedError, RedisPipe, Sink, open_pipe
+from .pipe import PipeClosedError, RedisPipe, Sink, open_pipe, settle
 
 Call = tuple[AsyncScript, list[str], list[str | int], asyncio.Future[Any]]
 
@@ -46,25 +46,20 @@ class _Batch:
         return receive
 
     def resolve(self, future: asyncio.Future[Any], reply: Any) -> None:
-        if future.done():
-            return  # timed out already
-        if isinstance(reply, BaseException):
-            future.set_exception(reply)
-        else:
-            future.set_result(reply)
-        self.pending -= 1
-        if not self.pending:
-            self._timer.cancel()
+        if settle(future, reply):
+            self.pending -= 1
+            if not self.pending:
+                self._timer.cancel()
 
-    def fail(self, error: BaseException) -> None:
-        for *_, future in self.calls:
+    def fail(self, error: BaseException, calls: list[Call]) -> None:
+        for *_, future in calls:
             self.resolve(future, error)
 
     def _expire(self) -> None:
         if self.pending:
             # Replies that never came may be stuck behind a half-open connection: start afresh.
             self._pipeline.close()
-            self.fail(TimeoutError(f"Redis did not answer within {self._pipeline.timeout}s"))
+            self.fail(TimeoutError(f"Redis did not answer within {self._pipeline.timeout}s"), self.calls)
 
 
 class ScriptPipeline:
@@ -117,15 +112,13 @@ class ScriptPipeline:
         try:
             pipe.send_to(commands, [batch.sink(call, may_retry=may_retry) for call in calls])
         except PipeClosedError as error:
-            for *_, future in calls:
-                batch.resolve(future, error)
+            batch.fail(error, calls)
 
     async def _send_when_connected(self, batch: _Batch, calls: list[Call], *, may_retry: bool) -> None:
         try:
             await self._connection()
         except Exception as error:  # refused, TLS, AUTH: every caller hears it now, not at the deadline
-            for *_, future in calls:
-                batch.resolve(future, error)
+            batch.fail(error, calls)
             return
         self._send(batch, calls, may_retry=may_retry)
 
@@ -141,7 +134,7 @@ class ScriptPipeline:
         try:
             await self.redis.script_load(call[0].script)
         except Exception as error:
-            batch.resolve(call[3], error)
+            batch.fail(error, [call])
             return
         self._send(batch, [call], may_retry=False)
 

@@ -285,7 +285,7 @@ class Limiter:
         if budget is None or budget.usd <= 0:
             return
         limit = budget.usd * MICRO
-        spend = dict(zip(USAGE_PERIODS, spends, strict=True))[budget.period]
+        spend = spends[USAGE_PERIODS.index(budget.period)]
         metrics.set_budget_used(tenant.name, spend / limit)
         if budget.alert_percent is not None:
             threshold = limit * budget.alert_percent / 100

@@ -34,17 +34,19 @@ def _reply_error(message: str) -> RedisError:
     return ResponseError(message)
 
 
-Sink = Callable[[Any], None]
+Sink = Callable[[Any], object]
 """Receives one reply: its value, or the RedisError (or PipeClosedError) it became."""
 
 
-def _settle(future: asyncio.Future[Any], reply: Any) -> None:
+def settle(future: asyncio.Future[Any], reply: Any) -> bool:
+    """Resolve ``future`` with a sink's reply (an exception fails it); False if it was done already."""
     if future.done():
-        return  # its caller gave up (timeout); the order of the rest still holds
+        return False  # its caller gave up (timeout); the order of the rest still holds
     if isinstance(reply, BaseException):
         future.set_exception(reply)
     else:
         future.set_result(reply)
+    return True
 
 
 class RedisPipe(asyncio.Protocol):
@@ -88,7 +90,7 @@ class RedisPipe(asyncio.Protocol):
         """:meth:`send_to` with one future per reply, for callers that await them."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
-        self.send_to(commands, [functools.partial(_settle, future) for future in futures])
+        self.send_to(commands, [functools.partial(settle, future) for future in futures])
         return futures
 
     def close(self) -> None:
