@@ -7,11 +7,12 @@ import gc
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from sluice_proxy.reload import Reloader, load_runtime
 from sluice_proxy.state import Gateway
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "providers": [{"name": "m", "type": "mock"}],
     "routes": [{"model": "one", "backends": [{"provider": "m", "model": "echo"}]}],
     "tenants": [{"name": "a", "keys": [{"value": "sk-test-key-1"}], "routes": ["*"]}],
@@ -25,7 +26,7 @@ async def test_reloads_restore_gc_and_the_switch_interval(tmp_path: Path) -> Non
     reloader = Reloader(gateway, path)
     interval = sys.getswitchinterval()
 
-    CONFIG["routes"][0]["model"] = "two"  # type: ignore[index]
+    CONFIG["routes"][0]["model"] = "two"
     path.write_text(json.dumps(CONFIG))
     assert await reloader.reload("test")
     assert set(gateway.runtime.routes) == {"two"}
@@ -60,4 +61,22 @@ async def test_a_replaced_config_is_freed_only_after_its_last_request(tmp_path: 
     await asyncio.wait_for(reloader.retiring, 10)
     assert not tenants and not tenant_list
     assert len(gateway.runtime.tenants_by_key_hash) == 1, "the new config is untouched"
+    await gateway.upstream.close()
+
+
+async def test_shutdown_cancels_the_freeing_of_held_configs(tmp_path: Path) -> None:
+    path = tmp_path / "sluice.json"
+    path.write_text(json.dumps(CONFIG))
+    gateway = Gateway(load_runtime(path))
+    reloader = Reloader(gateway, path)
+    held = [gateway.runtime]  # a long stream still on the first config
+    for model in ("two", "three"):  # two reloads: both replaced configs wait for their requests
+        path.write_text(json.dumps({**CONFIG, "routes": [{**CONFIG["routes"][0], "model": model}]}))
+        assert await reloader.reload("test")
+        held.append(gateway.runtime)
+    waiting = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "retire"]  # type: ignore[union-attr]
+    assert len(waiting) == 2 and not any(t.done() for t in waiting)
+    reloader.close()
+    await asyncio.wait(waiting, timeout=5)
+    assert all(t.cancelled() for t in waiting)
     await gateway.upstream.close()
