@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 
+import redis
+
 from sluice_proxy.config import decode
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.limits import Limiter
@@ -83,13 +85,26 @@ def report(name: str, admits: list[float], settles: list[float], rate: float) ->
     )
 
 
+def redis_cpu_us(url: str) -> float:
+    """Microseconds Redis spent running scripts so far (INFO commandstats), then reset."""
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats")
+    client.config_resetstat()
+    client.close()
+    return sum(float(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
+
+
 async def main(requests: int, concurrency: int, url: str) -> None:
     for name, settings in (("in-process", None), ("redis", RedisSettings(url=url, timeout="1s"))):
         limiter = await Limiter.start(settings)
         await sequential(limiter, 200)  # warm up: connections, script load
+        redis_cpu_us(url)
         admits, settles = await sequential(limiter, requests)
         rate = await concurrent(limiter, requests, concurrency)
         report(name, admits, settles, rate)
+        if settings is not None:
+            per_request = redis_cpu_us(url) / (2 * requests)
+            print(f"{'':<11} redis CPU in scripts: {per_request:5.1f}µs per admit+settle")
         assert not limiter.degraded, "Redis timed out during the run"
         await limiter.close()
 

@@ -100,16 +100,17 @@ async def _redis_now_ms(server: RedisServer) -> int:
 async def test_requests_slide_instead_of_resetting_on_the_minute(
     limiters: list[Limiter], redis_server: RedisServer
 ) -> None:
-    """A burst 59 s ago still counts (a fixed window would have reset at the minute boundary)."""
+    """A burst 58 s ago still counts (a fixed window would have reset at the minute boundary)."""
     (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 10}})
-    now = await _redis_now_ms(redis_server)
+    second = await _redis_now_ms(redis_server) // 1000
     with redis_server.client() as client:
-        client.zadd("{sluice}:t:team-0:requests", {f"old-{i}": now - 59_000 for i in range(10)})
+        client.hset("{sluice}:t:team-0:rpm", str(second - 58), 10)
     with pytest.raises(RateLimitError) as raised:
         await limiters[0].admit(tenant, route, estimated_tokens=0)
-    assert int(raised.value.headers["Retry-After"]) <= 2
+    assert int(raised.value.headers["Retry-After"]) <= 3
     with redis_server.client() as client:
-        client.zadd("{sluice}:t:team-0:requests", {f"old-{i}": now - WINDOW_MS - 1 for i in range(10)})
+        client.delete("{sluice}:t:team-0:rpm")
+        client.hset("{sluice}:t:team-0:rpm", str(second - 61), 10)
     await limiters[0].admit(tenant, route, estimated_tokens=0)
 
 
@@ -117,13 +118,60 @@ async def test_tokens_slide_per_second(limiters: list[Limiter], redis_server: Re
     (tenant,), route = make_runtime({"limits": {"tokensPerMinute": 100}})
     second = await _redis_now_ms(redis_server) // 1000
     with redis_server.client() as client:
-        client.hset("{sluice}:t:team-0:tokens", str(second - 58), 100)
+        client.hset("{sluice}:t:team-0:tpm", str(second - 58), 100)
     with pytest.raises(RateLimitError, match="100 of 100 tokens per minute"):
         await limiters[0].admit(tenant, route, estimated_tokens=1)
     with redis_server.client() as client:
-        client.delete("{sluice}:t:team-0:tokens")
-        client.hset("{sluice}:t:team-0:tokens", str(second - 61), 100)
+        client.delete("{sluice}:t:team-0:tpm")
+        client.hset("{sluice}:t:team-0:tpm", str(second - 61), 100)
     await limiters[0].admit(tenant, route, estimated_tokens=1)
+
+
+@pytest.mark.parametrize(("age", "admitted"), [(58, False), (61, True)])
+async def test_the_running_total_drops_what_leaves_the_window(
+    limiters: list[Limiter], redis_server: RedisServer, age: int, admitted: bool
+) -> None:
+    """The window's cached ``sum`` is trusted only while its ``tail`` second still counts."""
+    (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 10}})
+    second = await _redis_now_ms(redis_server) // 1000
+    with redis_server.client() as client:
+        client.hset("{sluice}:t:team-0:rpm", mapping={str(second - age): 10, "sum": 10, "tail": second - age})
+    if admitted:
+        admission = await limiters[0].admit(tenant, route, estimated_tokens=0)
+        assert admission.headers["x-ratelimit-remaining-requests"] == "9"
+        with redis_server.client() as client:
+            state = client.hgetall("{sluice}:t:team-0:rpm")
+        assert state == {str(second).encode(): b"1", b"sum": b"1", b"tail": str(second).encode()} or (
+            # the admission may have landed in the next second
+            state[b"sum"] == b"1" and str(second - age).encode() not in state
+        )
+    else:
+        with pytest.raises(RateLimitError, match="10 of 10 requests per minute"):
+            await limiters[0].admit(tenant, route, estimated_tokens=0)
+
+
+async def test_usage_hashes_expire_once_their_period_is_kept_long_enough(
+    limiters: list[Limiter], redis_server: RedisServer
+) -> None:
+    """The TTL is set when a usage hash is made (period end + retention) and not moved after."""
+    from sluice_proxy.limits.keys import USAGE_RETENTION, current_periods, usage_key_in
+    from sluice_proxy.providers.base import Usage
+
+    (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 100}})
+    for _ in range(2):
+        admission = await limiters[0].admit(tenant, route, estimated_tokens=0)
+        await limiters[0].settle(admission, Usage(input_tokens=3, output_tokens=4), 0.001)
+    periods = current_periods()
+    with redis_server.client() as client:
+        for period in ("day", "month"):
+            key = usage_key_in("sluice", "team-0", period, periods[period].id)
+            ttl = client.ttl(key)
+            expected = periods[period].end_ms // 1000 - periods.second + USAGE_RETENTION.total_seconds()
+            assert expected - 5 <= ttl <= expected
+            usage = client.hgetall(key)
+            assert usage[b"requests"] == b"2" and usage[b"input_tokens"] == b"6"
+            assert usage[b"spend_micro"] == b"2000"
+            assert b"cached_input_tokens" not in usage  # zeros are not written; readers count them as 0
 
 
 async def test_settlement_reconciles_the_token_reservation(limiters: list[Limiter]) -> None:

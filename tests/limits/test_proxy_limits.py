@@ -97,7 +97,10 @@ async def test_three_proxies_admit_exactly_the_token_limit_of_streams(
 
     def charged() -> int:
         with redis_server.client() as client:
-            return sum(int(v) for v in client.hvals("{sluice}:t:team-a:tokens"))
+            window = client.hgetall("{sluice}:t:team-a:tpm")
+        buckets = sum(int(v) for k, v in window.items() if k.isdigit())
+        assert buckets == int(window.get(b"sum", 0))  # the running total agrees with its buckets
+        return buckets
 
     wait_until(lambda: charged() == 180, message="every stream's usage charged")
 

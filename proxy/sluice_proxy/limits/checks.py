@@ -50,7 +50,7 @@ def _rate_checks(limits: Limits | None, tag: str, scope: str, label: str) -> lis
         checks.append(
             Check(
                 Kind.REQUESTS,
-                f"{tag}:{scope}requests",
+                f"{tag}:{scope}rpm",
                 limits.requests_per_minute,
                 WINDOW_MS,
                 f"{label}requests",
@@ -58,7 +58,7 @@ def _rate_checks(limits: Limits | None, tag: str, scope: str, label: str) -> lis
         )
     if limits.tokens_per_minute is not None:
         checks.append(
-            Check(Kind.TOKENS, f"{tag}:{scope}tokens", limits.tokens_per_minute, WINDOW_MS, f"{label}tokens")
+            Check(Kind.TOKENS, f"{tag}:{scope}tpm", limits.tokens_per_minute, WINDOW_MS, f"{label}tokens")
         )
     if limits.concurrency is not None:
         checks.append(

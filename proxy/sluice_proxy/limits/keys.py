@@ -9,13 +9,14 @@ renders ``sluice:<namespace>``, so on a Cluster each namespace lands on its own 
 ==================================================  ============================================
 key                                                 holds
 ==================================================  ============================================
-``{sluice}:t:<tenant>:requests``                    sorted set: admission id → admitted at (ms)
-``{sluice}:t:<tenant>:tokens``                      hash: unix second → tokens charged then
+``{sluice}:t:<tenant>:rpm``                         hash: unix second → requests admitted then,
+                                                    ``sum`` (of the window), ``tail`` (oldest second)
+``{sluice}:t:<tenant>:tpm``                         the same for tokens charged
 ``{sluice}:t:<tenant>:concurrency``                 sorted set: admission id → lease end (ms)
-``{sluice}:t:<tenant>:model:<model>:requests|…``    the same, per tenant and route model
+``{sluice}:t:<tenant>:model:<model>:rpm|tpm|…``     the same, per tenant and route model
 ``{sluice}:t:<tenant>:usage:day:<YYYY-MM-DD>``      hash: spend_micro, input_tokens,
 ``{sluice}:t:<tenant>:usage:month:<YYYY-MM>``       output_tokens, cached_input_tokens, requests
-``{sluice}:r:<model>:requests|tokens|concurrency``  route ceilings shared by every tenant
+``{sluice}:r:<model>:rpm|tpm|concurrency``          route ceilings shared by every tenant
 ==================================================  ============================================
 
 Spend is integer micro-dollars (``spend_micro``; 1 USD = 1,000,000) in UTC periods; a usage

@@ -2,17 +2,14 @@
 
 Algorithms (the same in Redis Lua and in-process):
 
-* **Requests: sliding log.** A sorted set of admission times per limit; a request is
-  admitted while fewer than ``limit`` admissions fall in the last 60 s. Exact (no
-  fixed-window double burst at a minute boundary), memory O(limit), which is small for
-  request limits.
-* **Tokens: sliding window of charged tokens in one-second buckets.** Token counts are
-  only known after the response, so a log of requests cannot hold them; a hash of at most
-  60 per-second sums can, and is exact to the second. A request is admitted while the
-  tokens charged in the window are under the limit. The caller's estimate is reserved at
-  admission (so a burst cannot all slip in before any usage lands) and reconciled with the
-  provider's usage at settlement: extra tokens are charged at settlement time, an
-  over-reservation is refunded where it was charged.
+* **Requests and tokens: sliding windows of one-second buckets.** Per limit, a hash of at
+  most 60 per-second amounts plus their running total; a request is admitted while the
+  total charged in the last 60 seconds is under the limit. Exact to the second (no
+  fixed-window double burst at a minute boundary), and memory O(60) whatever the limit.
+  A request charges 1 request and, since its tokens are only known after the response,
+  the caller's token estimate (so a burst cannot all slip in before any usage lands);
+  settlement reconciles that with the provider's usage: extra tokens are charged at
+  settlement time, an over-reservation is refunded where it was charged.
 * **Concurrency: leases.** A sorted set of admission ids scored by lease end; settlement
   removes the id, and a lease frees itself after ``LEASE_MS`` if its replica died.
 
@@ -101,7 +98,7 @@ class Limiter:
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
         self._background: set[asyncio.Future[Any]] = set()
-        # Admission ids are members of shared sorted sets: unique across replicas and limiters.
+        # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
 

@@ -6,12 +6,15 @@ unreachable under ``failMode: open`` (then each replica enforces the limits by i
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import defaultdict
 
 from .checks import WINDOW_MS, Check, Kind
 from .store import Decision, Settlement, decision
+
+
+_WINDOWS = (Kind.REQUESTS, Kind.TOKENS)
+"""Kinds counted in one-second buckets: requests charge 1, tokens the reservation."""
 
 
 def _now_ms() -> int:
@@ -20,7 +23,8 @@ def _now_ms() -> int:
 
 class LocalStore:
     def __init__(self) -> None:
-        # The Redis data structures, as dicts: sorted sets are id → score, hashes field → int.
+        # The Redis data structures, as dicts: sorted sets are id → score, hashes field → int
+        # (a window keeps only its buckets: summing 60 of them here is cheap).
         self._sorted: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self._hashes: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._expiry: dict[str, float] = {}
@@ -36,14 +40,7 @@ class LocalStore:
 
     def _used(self, check: Check, now: int) -> tuple[int, int]:
         self._sweep(check.key)
-        if check.kind is Kind.REQUESTS:
-            log = self._sorted[check.key]
-            # Entries are added in time order, so the expired ones are a prefix of the dict.
-            cutoff = now - check.window_ms
-            for member in [m for m, _ in itertools.takewhile(lambda item: item[1] <= cutoff, log.items())]:
-                del log[member]
-            return len(log), (next(iter(log.values())) + check.window_ms - now) if log else 0
-        if check.kind is Kind.TOKENS:
+        if check.kind in _WINDOWS:
             seconds = check.window_ms // 1000
             first = now // 1000 - seconds + 1
             buckets = self._hashes[check.key]
@@ -72,10 +69,9 @@ class LocalStore:
             pairs += [used, reset]
         if not rejected and not dry:
             for check in checks:
-                if check.kind is Kind.REQUESTS:
-                    self._sorted[check.key][id] = now
-                elif check.kind is Kind.TOKENS and reserved_tokens > 0:
-                    self._hashes[check.key][str(now // 1000)] += reserved_tokens
+                amount = 1 if check.kind is Kind.REQUESTS else reserved_tokens
+                if check.kind in _WINDOWS and amount > 0:
+                    self._hashes[check.key][str(now // 1000)] += amount
                 elif check.kind is Kind.CONCURRENCY:
                     self._sorted[check.key][id] = now + check.window_ms
                 if check.kind is not Kind.BUDGET:
