@@ -10,7 +10,6 @@ import pytest
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import RateLimitError
 from sluice_proxy.limits import Limiter
-from sluice_proxy.limits.checks import WINDOW_MS
 from tests.limits.conftest import make_runtime
 from tests.redis_server import RedisServer
 

@@ -13,7 +13,7 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from sluice_proxy.limits.batch import ScriptPipeline
+from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
 from sluice_proxy.limits.pipe import PipeClosedError, open_pipe
 from tests.proxy_process import free_port, wait_until
 
@@ -104,8 +104,8 @@ async def test_scripts_run_over_tls(secured_redis: SecuredRedis) -> None:
     client = Redis.from_url(url)
     pipeline = ScriptPipeline(client, url, timeout=5.0)
     try:
-        count = pipeline.load(COUNT)
-        assert [await pipeline(count, ["k"], []), await pipeline(count, ["k"], [])] == [1, 2]
+        count = Evalsha(pipeline.load(COUNT), ["k"], variable=0)
+        assert [await pipeline(count), await pipeline(count)] == [1, 2]
     finally:
         pipeline.close()
         await client.aclose()

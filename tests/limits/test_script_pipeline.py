@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from sluice_proxy.limits.batch import ScriptPipeline
+from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
 from tests.redis_server import RedisServer
 
 COUNT = "return redis.call('INCR', KEYS[1])"
@@ -18,12 +18,13 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
     redis = Redis.from_url(redis_server.url)
     try:
         pipeline = ScriptPipeline(redis, redis_server.url, timeout=2.0)
-        count, append = pipeline.load(COUNT), pipeline.load(APPEND)
+        count = Evalsha(pipeline.load(COUNT), ["counted"], variable=0)
+        append = Evalsha(pipeline.load(APPEND), ["appended"], variable=1)
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
-            pipeline(count, ["counted"], []),
-            pipeline(append, ["appended"], ["x"]),
-            pipeline(count, ["counted"], []),
+            pipeline(count),
+            pipeline(append, "x"),
+            pipeline(count),
         )
         assert replies == [1, 1, 2]
         assert int(await redis.get("counted") or 0) == 2

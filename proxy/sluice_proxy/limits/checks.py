@@ -152,10 +152,12 @@ class Plan:
         self._second = periods.second
         budget = _budget(self._prefix, self.tenant, periods, periods.second * 1000)
         self._checks = [*self._before_budget, *([budget] if budget else []), *self._after_budget]
-        self._usage_keys = [
-            (usage_key_in(self._prefix, self.tenant.name, p, periods[p].id), periods[p].usage_ttl)
+        usage_keys = [
+            (usage_key_in(self._prefix, self.tenant.name, p, periods[p].id), periods[p].expires_at)
             for p in USAGE_PERIODS
         ]
+        if usage_keys != self._usage_keys:  # the same list all day: stores may cache by identity
+            self._usage_keys = usage_keys
 
     def checks(self) -> list[Check]:
         """Every check of a request now, in order: tenant, tenant+model, budget, route ceiling.
@@ -166,7 +168,7 @@ class Plan:
         return self._checks
 
     def usage_keys(self) -> list[tuple[str, int]]:
-        """The tenant's usage hashes of this day and month (``USAGE_PERIODS``), each with its TTL."""
+        """The tenant's usage hashes of this day and month (``USAGE_PERIODS``), each with its expiry."""
         self._refresh()
         return self._usage_keys
 

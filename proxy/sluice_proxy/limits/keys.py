@@ -76,8 +76,8 @@ class PeriodInfo:
     id: str
     end_ms: int
     """The next period's first instant, in Unix milliseconds."""
-    usage_ttl: int
-    """Seconds a usage hash written now lives: to the period's end plus USAGE_RETENTION."""
+    expires_at: int
+    """Unix second a usage hash of this period expires at: the period's end plus USAGE_RETENTION."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def _periods_at(second: int) -> Periods:
 
     def info(period: Period) -> PeriodInfo:
         end = int(period_end(period, now).timestamp())
-        return PeriodInfo(period_id(period, now), end * 1000, end - second + retention)
+        return PeriodInfo(period_id(period, now), end * 1000, end + retention)
 
     return Periods(second, info("day"), info("month"))
 

@@ -12,7 +12,6 @@ from collections import defaultdict
 from .checks import WINDOW_MS, Check, Kind
 from .store import Decision, Settlement, decision
 
-
 _WINDOWS = (Kind.REQUESTS, Kind.TOKENS)
 """Kinds counted in one-second buckets: requests charge 1, tokens the reservation."""
 
@@ -94,7 +93,7 @@ class LocalStore:
         for key in s.slot_keys:
             self._sorted[key].pop(s.id, None)
         spend = []
-        for key, ttl in s.usage_keys:
+        for key, expires_at in s.usage_keys:
             self._sweep(key)
             usage = self._hashes[key]
             usage["spend_micro"] += s.spend_micro
@@ -102,7 +101,7 @@ class LocalStore:
             usage["output_tokens"] += s.output_tokens
             usage["cached_input_tokens"] += s.cached_input_tokens
             usage["requests"] += 1
-            self._expire(key, ttl)
+            self._expire(key, expires_at - time.time())
             spend.append(usage["spend_micro"])
         return spend
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .batch import ScriptPipeline
+from .batch import Evalsha, ScriptPipeline
 from .checks import WINDOW_MS, Check
 from .store import Decision, Settlement, decision
 
@@ -17,22 +17,57 @@ _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_t
 
 
 class RedisStore:
-    """Scripts run by SHA (EVALSHA, reloaded after NOSCRIPT), pipelined per event-loop tick."""
+    """Scripts run by SHA (EVALSHA, reloaded after NOSCRIPT), pipelined per event-loop tick.
+
+    Each tenant and route's commands are packed once (per second for admissions, whose budget
+    check names the period's remaining time): only the request's own arguments are encoded
+    per call. The templates are found by the identity of the plan's lists, which stay the
+    same objects while their content does.
+    """
+
+    MAX_TEMPLATES = 4096
 
     def __init__(self, redis: Redis, url: str, timeout: float) -> None:
         self.redis = redis
         self._scripts = ScriptPipeline(redis, url, timeout)
         self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
         self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
+        self._admissions: dict[int, tuple[list[Check], Evalsha]] = {}
+        self._settlements: dict[int, tuple[list[str], list[str], list[tuple[str, int]], Evalsha]] = {}
+
+    def _admission(self, checks: list[Check]) -> Evalsha:
+        cached = self._admissions.get(id(checks))
+        if cached is not None and cached[0] is checks:
+            return cached[1]
+        if len(self._admissions) >= self.MAX_TEMPLATES:
+            self._admissions.clear()
+        wire = [value for check in checks for value in check.wire]
+        evalsha = Evalsha(self._admit, [c.key for c in checks], variable=2, after=wire)
+        self._admissions[id(checks)] = (checks, evalsha)
+        return evalsha
+
+    def _settlement(self, s: Settlement) -> Evalsha:
+        cached = self._settlements.get(id(s.usage_keys))
+        if (
+            cached is not None
+            and cached[0] is s.token_keys
+            and cached[1] is s.slot_keys
+            and cached[2] is s.usage_keys
+        ):
+            return cached[3]
+        if len(self._settlements) >= self.MAX_TEMPLATES:
+            self._settlements.clear()
+        keys = [*s.token_keys, *s.slot_keys, *(key for key, _ in s.usage_keys)]
+        before = [len(s.token_keys), len(s.slot_keys), WINDOW_MS, *(at for _, at in s.usage_keys)]
+        evalsha = Evalsha(self._settle, keys, before=before, variable=7)
+        self._settlements[id(s.usage_keys)] = (s.token_keys, s.slot_keys, s.usage_keys, evalsha)
+        return evalsha
 
     async def admit(
         self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
     ) -> Decision:
-        args: list[str | int] = [id, -1 if dry else reserved_tokens]
-        for check in checks:
-            args.extend(check.wire)
-        reply = await self._scripts(self._admit, [c.key for c in checks], args)
-        return decision(checks, int(reply[0]), int(reply[1]), [int(v) for v in reply[2:]])
+        reply = await self._scripts(self._admission(checks), id, -1 if dry else reserved_tokens)
+        return decision(checks, reply[0], reply[1], reply[2:])
 
     async def settle(self, settlement: Settlement) -> list[int]:
         return [int(v) for v in await self.settle_nowait(settlement)]
@@ -40,21 +75,16 @@ class RedisStore:
     def settle_nowait(self, settlement: Settlement) -> asyncio.Future[Any]:
         """The settlement script's reply (new spend per usage hash) as a future; no task needed."""
         s = settlement
-        keys = [*s.token_keys, *s.slot_keys, *(key for key, _ in s.usage_keys)]
-        args: list[str | int] = [
+        return self._scripts(
+            self._settlement(s),
             s.id,
             s.admitted_ms,
-            len(s.token_keys),
-            len(s.slot_keys),
             s.delta_tokens,
-            WINDOW_MS,
-            *(ttl for _, ttl in s.usage_keys),
             s.spend_micro,
             s.input_tokens,
             s.output_tokens,
             s.cached_input_tokens,
-        ]
-        return self._scripts(self._settle, keys, args)
+        )
 
     def close(self) -> None:
         self._scripts.close()

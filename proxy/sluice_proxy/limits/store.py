@@ -31,7 +31,7 @@ class Settlement:
     token_keys: list[str] = field(default_factory=list)
     slot_keys: list[str] = field(default_factory=list)
     usage_keys: list[tuple[str, int]] = field(default_factory=list)
-    """Usage hashes to add to, each with its TTL in seconds."""
+    """Usage hashes to add to, each with the Unix second it expires at."""
     spend_micro: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
