@@ -192,20 +192,20 @@ class Limiter:
 
     async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """Charge real usage and spend, free concurrency slots; later calls do nothing."""
-        if not admission.settled:
+        if not admission.settled and (settling := self._begin_settling(admission, usage, cost_usd)):
             # Done callbacks run in the order they were added, so _settled has run when wait returns.
-            await asyncio.wait([self._begin_settling(admission, usage, cost_usd)])
+            await asyncio.wait([settling])
 
     def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """``settle`` in the background; ``close`` waits for it."""
-        if not admission.settled:
-            background = self._begin_settling(admission, usage, cost_usd)
+        if not admission.settled and (background := self._begin_settling(admission, usage, cost_usd)):
             self._background.add(background)
             background.add_done_callback(self._background.discard)
 
     def _begin_settling(
         self, admission: Admission, usage: Usage | None, cost_usd: float | None
-    ) -> asyncio.Future[Any]:
+    ) -> asyncio.Future[Any] | None:
+        """What is left to wait for, or None when settling is done already."""
         admission.settled = True
         settlement = self._settlement(admission, usage, cost_usd)
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
@@ -213,6 +213,10 @@ class Limiter:
             reply = self._redis_store.settle_nowait(settlement)
             reply.add_done_callback(functools.partial(self._settled, admission.plan.tenant, settlement))
             return reply
+        if self._redis_store is None:  # in-process only: nothing to wait for
+            if spends := self._local.settle_now(settlement):
+                self._watch_budget(admission.plan.tenant, spends, settlement.spend_micro)
+            return None
         return asyncio.get_running_loop().create_task(self._finish(admission, settlement))
 
     def _settled(self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[Any]) -> None:
@@ -243,7 +247,7 @@ class Limiter:
 
     async def _finish(self, admission: Admission, settlement: Settlement) -> None:
         if admission.store is self._local:
-            spends = await self._local.settle(settlement)
+            spends = self._local.settle_now(settlement)
             if self._redis_store is not None:
                 # Admitted locally during an outage: the shared usage totals still need it.
                 await self._settle_shared(

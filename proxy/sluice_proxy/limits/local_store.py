@@ -20,10 +20,35 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _Window:
+    """A sliding window's one-second buckets, oldest first, and their running total."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.total = 0
+
+    def used(self, first: int, seconds: int, now: int) -> tuple[int, int]:
+        """Drop the buckets before second ``first``; the amount left and ms until it next drops."""
+        buckets = self.buckets
+        # Buckets are made in time order, so the stale ones lead (a clock stepping back only
+        # keeps a bucket longer than its minute).
+        while buckets and (oldest := next(iter(buckets))) < first:
+            self.total -= buckets.pop(oldest)
+        reset = next(((b + seconds) * 1000 - now for b, amount in buckets.items() if amount > 0), 0)
+        return max(0, self.total), reset
+
+    def add(self, second: int, amount: int) -> None:
+        self.buckets[second] = self.buckets.get(second, 0) + amount
+        self.total += amount
+
+
 class LocalStore:
     def __init__(self) -> None:
-        # The Redis data structures, as dicts: sorted sets are id → score, hashes field → int
-        # (a window keeps only its buckets: summing 60 of them here is cheap).
+        # Redis's data structures as Python ones: windows, sorted sets (id → score, in score
+        # order: leases all last LEASE_MS) and hashes (field → int).
+        self._windows: defaultdict[str, _Window] = defaultdict(_Window)
         self._sorted: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self._hashes: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._expiry: dict[str, float] = {}
@@ -33,6 +58,7 @@ class LocalStore:
 
     def _sweep(self, key: str) -> None:
         if (deadline := self._expiry.get(key)) is not None and time.monotonic() >= deadline:
+            self._windows.pop(key, None)
             self._sorted.pop(key, None)
             self._hashes.pop(key, None)
             del self._expiry[key]
@@ -41,16 +67,13 @@ class LocalStore:
         self._sweep(check.key)
         if check.kind in _WINDOWS:
             seconds = check.window_ms // 1000
-            first = now // 1000 - seconds + 1
-            buckets = self._hashes[check.key]
-            for bucket in [b for b in buckets if int(b) < first]:
-                del buckets[bucket]
-            charged = [int(b) for b, tokens in buckets.items() if tokens > 0]
-            reset = (min(charged) + seconds) * 1000 - now if charged else 0
-            return max(0, sum(buckets.values())), reset
+            return self._windows[check.key].used(now // 1000 - seconds + 1, seconds, now)
         if check.kind is Kind.CONCURRENCY:
             leases = self._sorted[check.key]
-            for member in [m for m, end in leases.items() if end <= now]:
+            while leases:
+                member, end = next(iter(leases.items()))
+                if end > now:
+                    break
                 del leases[member]
             return len(leases), 0
         return self._hashes[check.key]["spend_micro"], check.window_ms
@@ -70,7 +93,7 @@ class LocalStore:
             for check in checks:
                 amount = 1 if check.kind is Kind.REQUESTS else reserved_tokens
                 if check.kind in _WINDOWS and amount > 0:
-                    self._hashes[check.key][str(now // 1000)] += amount
+                    self._windows[check.key].add(now // 1000, amount)
                 elif check.kind is Kind.CONCURRENCY:
                     self._sorted[check.key][id] = now + check.window_ms
                 if check.kind is not Kind.BUDGET:
@@ -78,18 +101,22 @@ class LocalStore:
         return decision(checks, rejected, now, pairs)
 
     async def settle(self, settlement: Settlement) -> list[int]:
+        return self.settle_now(settlement)
+
+    def settle_now(self, settlement: Settlement) -> list[int]:
+        """``settle`` without a coroutine: nothing in it waits."""
         s = settlement
         now = _now_ms()
         second, admitted_second = now // 1000, s.admitted_ms // 1000
         for key in s.token_keys:
-            buckets = self._hashes[key]
+            window = self._windows[key]
             if s.delta_tokens > 0:
-                buckets[str(second)] += s.delta_tokens
+                window.add(second, s.delta_tokens)
                 self._expire(key, WINDOW_MS / 1000 + 1)
             elif s.delta_tokens < 0 and admitted_second > second - WINDOW_MS // 1000:
-                refund = min(buckets.get(str(admitted_second), 0), -s.delta_tokens)
+                refund = min(window.buckets.get(admitted_second, 0), -s.delta_tokens)
                 if refund > 0:
-                    buckets[str(admitted_second)] -= refund
+                    window.add(admitted_second, -refund)
         for key in s.slot_keys:
             self._sorted[key].pop(s.id, None)
         spend = []
