@@ -69,7 +69,7 @@ class Stack:
     """Whether Sluice's config has Redis, limits and budgets (see sluice_config.render)."""
     targets: dict[str, Target] = field(default_factory=dict)
 
-    def sluice_argv(self, config: Path, port: int) -> list[str]:
+    def sluice_argv(self, config: Path, port: int, *options: str) -> list[str]:
         return [
             python(),
             "-m",
@@ -80,16 +80,25 @@ class Stack:
             "127.0.0.1",
             "--port",
             str(port),
+            *options,
         ]
 
-    def start_sluice(self, config: Path, name: str = "sluice", timeout: float = 60.0) -> Service:
-        """A Sluice process on a fresh port, ready once /readyz answers 200."""
+    def start_sluice(
+        self,
+        config: Path,
+        name: str = "sluice",
+        timeout: float = 60.0,
+        *,
+        options: tuple[str, ...] = (),
+        cpus: tuple[int, ...] | None = None,
+    ) -> Service:
+        """A Sluice process on a fresh port, ready once /readyz answers 200; ``cpus``: its pinning."""
         port = free_port()
         return start(
             name,
-            self.sluice_argv(config, port),
+            self.sluice_argv(config, port, *options),
             port=port,
-            cpus=self.layout.server,
+            cpus=self.layout.server if cpus is None else cpus,
             log=self.workdir / f"{name}-{port}.log",
             ready_path="/readyz",
             timeout=timeout,

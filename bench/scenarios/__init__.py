@@ -6,7 +6,17 @@ from collections.abc import Callable
 
 from ..harness import Bench
 from ..report import Row
-from . import config_scale, footprint, large_prompts, long_streams, overhead, profile, streaming, throughput
+from . import (
+    config_scale,
+    footprint,
+    large_prompts,
+    long_streams,
+    overhead,
+    profile,
+    streaming,
+    throughput,
+    workers,
+)
 
 Scenario = Callable[[Bench], list[Row]]
 
@@ -20,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
         footprint,
         config_scale,
         large_prompts,
+        workers,
         profile,
     )
 }

@@ -25,10 +25,24 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MIN_UPTIME = 1.0
 
 
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def _current_pid() -> int:
+    """This process's pid, refreshed at fork rather than asked of the kernel each time."""
+    return _pid[0]
+
+
 def prepare_metrics_dir() -> str:
     """Must run before prometheus_client is first imported: it reads the variable then."""
     directory = tempfile.mkdtemp(prefix="sluice-metrics-")
     os.environ[MULTIPROC_ENV] = directory
+    from prometheus_client import values
+
+    # To notice a fork, each metric update asks for the process id: by default os.getpid(), a
+    # system call, about ten per request. The pid kept up to date at fork answers the same.
+    values.ValueClass = values.MultiProcessValue(process_identifier=_current_pid)  # type: ignore[no-untyped-call]
     return directory
 
 
