@@ -39,40 +39,44 @@ async def relay(
     outcome = StreamOutcome(response, None, None)
     relayed = 0
     data = opened.first
-    # OpenAI upstream to OpenAI client: plain events are forwarded as the bytes that came.
+    # OpenAI upstream to OpenAI client: plain events are forwarded as the bytes that came,
+    # and only the rest (usage, the end, an event split across reads) is decoded.
     forward = encoder.speaks_openai
+    held = b""  # the read that ends the stream goes out with the end: one write, not three
     try:
         await response.prepare(request)  # inside the try: a client gone already is handled below
         try:
             while data:
-                out = decoder.openai_frames(data) if forward else None
-                if out is not None:
-                    relayed += out.count(b"\n\n")
-                else:
-                    chunks = decoder.feed(data)
+                cut = decoder.passthrough(data) if forward else 0
+                out, rest = data[:cut], data[cut:]
+                relayed += out.count(b"\n\n")
+                if rest:
+                    chunks = decoder.feed(rest)
                     relayed += len(chunks)
-                    out = b"".join([encoder.chunk(c) for c in chunks])
+                    out = b"".join([out, *[encoder.chunk(c) for c in chunks]])
+                if decoder.done:
+                    held = out
+                    break
                 if out:
                     await response.write(out)
                     if outcome.first_token_at is None:
                         outcome.first_token_at = time.perf_counter()
-                if decoder.done:
-                    break
                 data = await upstream.read_chunk()
             else:
-                if chunks := decoder.finish():
-                    await response.write(b"".join([encoder.chunk(c) for c in chunks]))
+                held = b"".join([encoder.chunk(c) for c in decoder.finish()])
             if not decoder.done:
                 raise UpstreamError(
                     f"provider '{target.provider}' ended the stream before it was complete", reason=None
                 )
             outcome.usage = decoder.usage
-            await response.write(encoder.finish(decoder.usage))
+            end = held + encoder.finish(decoder.usage)
         except GatewayError as error:
             outcome.error = error
             outcome.usage = decoder.usage
-            await response.write(encoder.error(error))
-        await response.write_eof()
+            end = held + encoder.error(error)
+        await response.write_eof(end)
+        if outcome.first_token_at is None and held:
+            outcome.first_token_at = time.perf_counter()
     except ConnectionResetError:
         # The client went away: closing the upstream response below cancels the upstream request.
         outcome.client_gone = True

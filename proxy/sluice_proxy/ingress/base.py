@@ -23,7 +23,7 @@ class StreamEncoder(Protocol):
     """Turns OpenAI chunks into the client's stream format; one per response, stateful."""
 
     speaks_openai: bool
-    """True when the client takes OpenAI SSE frames as they are (see StreamDecoder.openai_frames)."""
+    """True when the client takes OpenAI SSE frames as they are (see StreamDecoder.passthrough)."""
 
     def chunk(self, chunk: Chunk) -> bytes: ...
 

@@ -87,9 +87,9 @@ class StreamDecoder(Protocol):
         """True once the upstream signalled the end of the stream."""
         ...
 
-    def openai_frames(self, data: bytes) -> bytes | None:
-        """``data`` itself when it is whole OpenAI SSE events that an OpenAI client can take as they
-        are (no usage, no end, no event split across reads); None when it must go through ``feed``."""
+    def passthrough(self, data: bytes) -> int:
+        """How many leading bytes of ``data`` are whole OpenAI SSE events an OpenAI client can take
+        as they are (no usage, no end, no event split across reads); the rest goes through ``feed``."""
         ...
 
 
@@ -154,8 +154,8 @@ class TranslatingDecoder(Generic[EventT]):
     def _on(self, event: EventT) -> list[Chunk]:
         raise NotImplementedError
 
-    def openai_frames(self, data: bytes) -> None:
-        return None  # another format: always translated
+    def passthrough(self, data: bytes) -> int:
+        return 0  # another format: always translated
 
     def _decode(self, events: Iterable[EventT]) -> list[Chunk]:
         """Chunks of ``events``. An upstream error that follows some chunks is raised on the next

@@ -98,16 +98,15 @@ class OpenAIStreamDecoder:
     def feed(self, data: bytes) -> list[Chunk]:
         return self._chunks(self._parser.feed(data))
 
-    def openai_frames(self, data: bytes) -> bytes | None:
-        if (
-            self._parser.pending
-            or not data.endswith(b"\n\n")
-            or b"\r" in data
-            or _USAGE_MARK in data
-            or b"[DONE]" in data
-        ):
-            return None
-        return data
+    def passthrough(self, data: bytes) -> int:
+        if self._parser.pending or b"\r" in data:
+            return 0  # half an event waits in the parser, or CRLF framing to normalise
+        end = data.rfind(b"\n\n") + 2  # after the last whole event
+        for mark in (_USAGE_MARK, b"[DONE]"):
+            # The event carrying usage or the end is read; those before it pass as they came.
+            if (at := data.find(mark, 0, end)) >= 0:
+                end = data.rfind(b"\n\n", 0, at) + 2
+        return end if end >= 2 else 0
 
     def finish(self) -> list[Chunk]:
         return self._chunks(self._parser.finish())
