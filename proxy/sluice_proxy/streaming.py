@@ -16,6 +16,13 @@ from .tokens import estimate_prompt_tokens
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+class _EventStream(web.StreamResponse):
+    """Its headers go out with the first events, which are in hand when it starts: one write."""
+
+    # aiohttp's own switch (web.Response turns it off too); were it renamed, one more write.
+    _send_headers_immediately = False
+
+
 @dataclass(slots=True)
 class StreamOutcome:
     response: web.StreamResponse
@@ -31,7 +38,7 @@ async def relay(
     request: web.Request, opened: Opened, *, ingress: Ingress, call: ChatCall, headers: dict[str, str]
 ) -> StreamOutcome:
     """Stream ``opened`` to the client; never raises for failures after the first byte."""
-    response = web.StreamResponse(headers={**headers, **STREAM_HEADERS})
+    response = _EventStream(headers={**headers, **STREAM_HEADERS})
     target = opened.backend.target
     decoder = opened.backend.adapter.stream_decoder(target, include_usage=call.include_usage)
     encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
@@ -44,7 +51,8 @@ async def relay(
     forward = encoder.speaks_openai
     held = b""  # the read that ends the stream goes out with the end: one write, not three
     try:
-        await response.prepare(request)  # inside the try: a client gone already is handled below
+        writer = await response.prepare(request)  # in the try: a client gone already is handled below
+        assert writer is not None
         try:
             while data:
                 cut = decoder.passthrough(data) if forward else 0
@@ -61,6 +69,8 @@ async def relay(
                     await response.write(out)
                     if outcome.first_token_at is None:
                         outcome.first_token_at = time.perf_counter()
+                else:
+                    writer.send_headers()  # nothing to relay yet: the client has the headers meanwhile
                 data = await upstream.read_chunk()
             else:
                 held = b"".join([encoder.chunk(c) for c in decoder.finish()])
