@@ -28,7 +28,10 @@ def retry_after(ms: int) -> str:
     return str(max(1, math.ceil(ms / 1000)))
 
 
-_SUFFIXES = ((Kind.REQUESTS, "requests"), (Kind.TOKENS, "tokens"))
+_NAMES = {
+    kind: (f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}", f"x-ratelimit-reset-{suffix}")
+    for kind, suffix in ((Kind.REQUESTS, "requests"), (Kind.TOKENS, "tokens"))
+}
 
 
 def rate_headers(checks: list[Check], decision: Decision, reserved_tokens: int) -> dict[str, str]:
@@ -50,10 +53,9 @@ def rate_headers(checks: list[Check], decision: Decision, reserved_tokens: int) 
         if best is None or remaining < best[1]:
             tightest[kind] = (check.limit, remaining, reset)
     headers: dict[str, str] = {}
-    for kind, suffix in _SUFFIXES:
-        if (best := tightest.get(kind)) is not None:
-            limit, remaining, reset = best
-            headers[f"x-ratelimit-limit-{suffix}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{suffix}"] = str(remaining)
-            headers[f"x-ratelimit-reset-{suffix}"] = go_duration(reset)
+    for kind, (limit, remaining, reset) in tightest.items():
+        limit_name, remaining_name, reset_name = _NAMES[kind]
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(remaining)
+        headers[reset_name] = go_duration(reset)
     return headers
