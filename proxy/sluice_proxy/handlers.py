@@ -161,7 +161,9 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
         if cache_key is not None and route.spec.cache is not None:
             await response_cache.put(cache_key, data, route.spec.cache)
         headers["Content-Type"] = JSON_TYPE
-        return web.Response(body=ingress.render_response(data), headers=headers)
+        # OpenAI to OpenAI: the answer was read for its usage; the client gets its bytes as they came.
+        same_format = ingress.speaks_openai and backend.adapter.speaks_openai
+        return web.Response(body=raw if same_format else ingress.render_response(data), headers=headers)
     finally:
         limiter.release(admission)  # a no-op once settled: frees the slot of a failed request
 
@@ -213,7 +215,9 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         cost = _account(ctx, backend, usage, "embeddings", runtime)
         limiter.settle_soon(admission, usage, cost)
         headers = {**_response_headers(ctx, backend), **admission.headers, **JSON_HEADERS}
-        return web.Response(body=orjson.dumps(data), headers=headers)
+        return web.Response(
+            body=raw if backend.adapter.speaks_openai else orjson.dumps(data), headers=headers
+        )
     finally:
         limiter.release(admission)
 

@@ -42,6 +42,15 @@ def test_chat_completion_is_routed_and_translated(proxy: ProxyProcess, fake_open
     assert TENANT_KEY not in str(sent.headers)
 
 
+def test_an_openai_answer_reaches_an_openai_client_byte_for_byte(proxy: ProxyProcess) -> None:
+    """Read for its usage, not re-encoded: the fake upstream's json.dumps spacing survives."""
+    raw = client(proxy).chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert b'"object": "chat.completion", "created": ' in raw.http_response.content
+    assert raw.parse().choices[0].message.content == "hello from upstream"
+
+
 def test_streaming_relays_chunks_and_strips_usage_the_client_did_not_ask_for(
     proxy: ProxyProcess, fake_openai: Upstream
 ) -> None:

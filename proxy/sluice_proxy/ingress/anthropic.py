@@ -136,6 +136,8 @@ def render_error_body(error: GatewayError) -> JSON:
 
 @final
 class AnthropicIngress:
+    speaks_openai = False
+
     def parse_chat(self, body: bytes) -> ChatCall:
         data = parse_json_object(body)
         model = require_model(data)

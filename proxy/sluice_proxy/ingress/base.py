@@ -33,6 +33,9 @@ class StreamEncoder(Protocol):
 
 
 class Ingress(Protocol):
+    speaks_openai: bool
+    """True when the client speaks OpenAI's format: an OpenAI upstream's answer goes to it as it came."""
+
     def parse_chat(self, body: bytes) -> ChatCall: ...
 
     def render_response(self, response: JSON) -> bytes: ...

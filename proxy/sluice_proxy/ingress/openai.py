@@ -61,6 +61,8 @@ def _check_messages(messages: Any) -> None:
 
 @final
 class OpenAIIngress:
+    speaks_openai = True
+
     def parse_chat(self, body: bytes) -> ChatCall:
         data = parse_json_object(body)
         model = require_model(data)

@@ -139,6 +139,8 @@ def parse_usage(usage: JSON | None) -> Usage:
 
 @final
 class AnthropicAdapter:
+    speaks_openai = False
+
     def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest:
         system, messages = convert_messages(chat.get("messages") or [])
         body: JSON = {

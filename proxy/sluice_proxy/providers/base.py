@@ -96,6 +96,10 @@ class StreamDecoder(Protocol):
 class Adapter(Protocol):
     """One upstream wire format."""
 
+    speaks_openai: bool
+    """True when its non-streamed answers are OpenAI's as they are, so an OpenAI client can take
+    the upstream's bytes without a re-encode."""
+
     def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest: ...
 
     def chat_response(self, body: bytes, target: Target) -> tuple[JSON, Usage]:

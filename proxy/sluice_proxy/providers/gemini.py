@@ -202,6 +202,8 @@ def _blocked_reason(data: JSON) -> str | None:
 
 @final
 class GeminiAdapter:
+    speaks_openai = False
+
     def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest:
         system, contents = convert_messages(chat.get("messages") or [])
         body: JSON = {"contents": contents}

@@ -150,6 +150,8 @@ def _raise_stream_error(data: JSON) -> None:
 
 @final
 class OllamaAdapter:
+    speaks_openai = False
+
     def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest:
         body: JSON = {
             "model": target.model,

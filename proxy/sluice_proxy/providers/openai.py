@@ -49,6 +49,8 @@ def parse_usage(data: JSON | None) -> Usage:
 
 @final
 class OpenAIAdapter:
+    speaks_openai = True
+
     def chat_request(self, chat: JSON, target: Target, *, stream: bool) -> UpstreamRequest:
         body = dict(chat)
         body["model"] = target.model
