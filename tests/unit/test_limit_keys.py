@@ -61,3 +61,17 @@ def test_settling_touches_the_plans_token_slot_and_usage_keys() -> None:
     assert all(at > time.time() + 35 * 86_400 for _, at in plan.usage_keys()), (
         "kept past the period for reports"
     )
+
+
+def test_durations_read_as_go_prints_them() -> None:
+    from sluice_proxy.limits.headers import go_duration
+
+    cases = {0: "0s", 12: "12ms", 1000: "1s", 1500: "1.5s", 1234: "1.234s", 59_990: "59.99s"}
+    cases |= {
+        60_000: "1m0s",
+        360_000: "6m0s",
+        61_050: "1m1.05s",
+        3_723_004: "1h2m3.004s",
+        3_600_000: "1h0m0s",
+    }
+    assert {ms: go_duration(ms) for ms in cases} == cases
