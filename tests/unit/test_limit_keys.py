@@ -75,3 +75,29 @@ def test_durations_read_as_go_prints_them() -> None:
         3_600_000: "1h0m0s",
     }
     assert {ms: go_duration(ms) for ms in cases} == cases
+
+
+def test_rate_headers_report_the_tightest_limit_of_each_kind() -> None:
+    from sluice_proxy.limits.checks import LEASE_MS, WINDOW_MS, Check, Kind, windows_of
+    from sluice_proxy.limits.headers import rate_headers
+    from sluice_proxy.limits.store import decision
+
+    checks = [
+        Check(Kind.REQUESTS, "t-rpm", 100, WINDOW_MS, "requests"),
+        Check(Kind.TOKENS, "t-tpm", 1000, WINDOW_MS, "tokens"),
+        Check(Kind.CONCURRENCY, "t-c", 5, LEASE_MS, "concurrency"),
+        Check(Kind.REQUESTS, "r-rpm", 50, WINDOW_MS, "route_requests"),
+        Check(Kind.TOKENS, "r-tpm", 10_000, WINDOW_MS, "route_tokens"),
+    ]
+    # used, reset_ms per check: the route's 50 rpm is tighter than the tenant's 100 (40 vs 10 used);
+    # the tenant's tokens are over-reserved (990 used + 20 reserved), reported as 0 left, not -10.
+    admitted = decision(checks, 0, 0, [10, 5000, 990, 7000, 1, 0, 40, 0, 10, 3000])
+    assert rate_headers(windows_of(checks), admitted, 20) == {
+        "x-ratelimit-limit-requests": "50",
+        "x-ratelimit-remaining-requests": "9",
+        "x-ratelimit-reset-requests": "1m0s",  # nothing older in the window: this request's own minute
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "7s",
+    }
+    assert windows_of([checks[2]]) == ()

@@ -110,6 +110,20 @@ def wants_tokens(tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
     return any(s is not None and s.tokens_per_minute is not None for s in scopes)
 
 
+Windows = tuple[tuple[Kind, tuple[tuple[int, Check], ...]], ...]
+"""The request and token checks of a list, by kind, each with its index in the list."""
+
+
+def windows_of(checks: list[Check]) -> Windows:
+    """What ``x-ratelimit-*`` headers report on: requests first, then tokens, where present."""
+    groups = []
+    for kind in (Kind.REQUESTS, Kind.TOKENS):
+        members = tuple((index, check) for index, check in enumerate(checks) if check.kind is kind)
+        if members:
+            groups.append((kind, members))
+    return tuple(groups)
+
+
 class Plan:
     """The checks of one tenant's requests to one route, and the keys settling them touches.
 
@@ -124,6 +138,7 @@ class Plan:
         "_prefix",
         "_second",
         "_usage_keys",
+        "_windows",
         "route",
         "slot_keys",
         "tenant",
@@ -143,6 +158,7 @@ class Plan:
         self.wants_tokens = wants_tokens(tenant, route)
         self._second = -1
         self._checks: list[Check] = []
+        self._windows: Windows = ()
         self._usage_keys: list[tuple[str, int]] = []
 
     def _refresh(self) -> None:
@@ -152,6 +168,7 @@ class Plan:
         self._second = periods.second
         budget = _budget(self._prefix, self.tenant, periods, periods.second * 1000)
         self._checks = [*self._before_budget, *([budget] if budget else []), *self._after_budget]
+        self._windows = windows_of(self._checks)
         usage_keys = [
             (usage_key_in(self._prefix, self.tenant.name, p, periods[p].id), periods[p].expires_at)
             for p in USAGE_PERIODS
@@ -166,6 +183,11 @@ class Plan:
         """
         self._refresh()
         return self._checks
+
+    def windows(self) -> Windows:
+        """:func:`windows_of` the :meth:`checks` of this second."""
+        self._refresh()
+        return self._windows
 
     def usage_keys(self) -> list[tuple[str, int]]:
         """The tenant's usage hashes of this day and month (``USAGE_PERIODS``), each with its expiry."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import Check, Kind
+from .checks import Kind, Windows
 from .store import Decision
 
 
@@ -34,28 +34,23 @@ _NAMES = {
 }
 
 
-def rate_headers(checks: list[Check], decision: Decision, reserved_tokens: int) -> dict[str, str]:
+def rate_headers(windows: Windows, decision: Decision, reserved_tokens: int) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` of the tightest limit of each kind."""
     admitted = decision.rejected is None
-    tightest: dict[Kind, tuple[int, int, int]] = {}
-    for check, used, reset in zip(checks, decision.used, decision.reset_ms, strict=True):
-        kind = check.kind
-        if kind is Kind.REQUESTS:
-            charged = 1 if admitted else 0
-        elif kind is Kind.TOKENS:
-            charged = reserved_tokens if admitted else 0
-        else:
-            continue
-        remaining = max(0, check.limit - used - charged)
-        if reset <= 0 and charged > 0:
-            reset = check.window_ms  # this request's own charge is the oldest in the window
-        best = tightest.get(kind)
-        if best is None or remaining < best[1]:
-            tightest[kind] = (check.limit, remaining, reset)
+    used, resets = decision.used, decision.reset_ms
     headers: dict[str, str] = {}
-    for kind, (limit, remaining, reset) in tightest.items():
+    for kind, members in windows:
+        charged = (1 if kind is Kind.REQUESTS else reserved_tokens) if admitted else 0
+        tightest, least, at = members[0][1], -1, 0
+        for index, check in members:
+            remaining = max(0, check.limit - used[index] - charged)
+            if least < 0 or remaining < least:
+                tightest, least, at = check, remaining, index
+        reset = resets[at]
+        if reset <= 0 and charged > 0:
+            reset = tightest.window_ms  # this request's own charge is the oldest in the window
         limit_name, remaining_name, reset_name = _NAMES[kind]
-        headers[limit_name] = str(limit)
-        headers[remaining_name] = str(remaining)
+        headers[limit_name] = str(tightest.limit)
+        headers[remaining_name] = str(least)
         headers[reset_name] = go_duration(reset)
     return headers

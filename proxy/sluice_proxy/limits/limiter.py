@@ -139,10 +139,10 @@ class Limiter:
     async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
         plan = self._planner.plan(tenant, route)
-        checks = plan.checks()
+        checks, windows = plan.checks(), plan.windows()  # both taken before the wait
         id = f"{self._id_prefix}-{next(self._ids):x}"
         store, decision = await self._decide(checks, id, estimated_tokens)
-        headers = rate_headers(checks, decision, estimated_tokens)
+        headers = rate_headers(windows, decision, estimated_tokens)
         if decision.rejected is not None:
             raise self._rejection(tenant, decision, decision.rejected, headers)
         return Admission(id, plan, checks, estimated_tokens, decision.now_ms, headers, store)
