@@ -210,16 +210,20 @@ def observe_response(
 ) -> None:
     """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
     key = (operation, provider_type, provider, tenant, request_model, response_model)
-    series = _child(_series, key, lambda: _ResponseSeries(*key))
+    series = _series.get(key) or _child(_series, key, lambda: _ResponseSeries(*key))
     series.duration.observe(duration)
     if time_to_first_token is not None:
         series.ttft.observe(time_to_first_token)
         if output_tokens > 1:
             series.tpot.observe((duration - time_to_first_token) / (output_tokens - 1))
-    for index, count in enumerate((input_tokens, output_tokens, cached_input_tokens)):
-        if count or index < 2:
-            series.usage[index].observe(count)
-            series.tokens[index].inc(count)
+    usage, tokens = series.usage, series.tokens
+    usage[0].observe(input_tokens)
+    tokens[0].inc(input_tokens)
+    usage[1].observe(output_tokens)
+    tokens[1].inc(output_tokens)
+    if cached_input_tokens:  # most answers have none: no zero observation for them
+        usage[2].observe(cached_input_tokens)
+        tokens[2].inc(cached_input_tokens)
     if cost_usd is None:
         series.pricing_unknown.inc()  # never a silent 0
     elif cost_usd:
