@@ -68,7 +68,6 @@ class Admission:
 
     id: str
     plan: Plan
-    checks: list[Check]
     reserved_tokens: int
     admitted_ms: int
     headers: dict[str, str]
@@ -145,7 +144,7 @@ class Limiter:
         headers = rate_headers(windows, decision, estimated_tokens)
         if decision.rejected is not None:
             raise self._rejection(tenant, decision, decision.rejected, headers)
-        return Admission(id, plan, checks, estimated_tokens, decision.now_ms, headers, store)
+        return Admission(id, plan, estimated_tokens, decision.now_ms, headers, store)
 
     async def _decide(self, checks: list[Check], id: str, reserved: int) -> tuple[Store, Decision]:
         if self._redis_store is not None and not self._degraded:
