@@ -116,27 +116,26 @@ OVERHEAD = Histogram(
 
 
 _MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
-K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _child(cache: dict[K, V], key: K, make: Callable[[], V]) -> V:
-    """The labelled children for ``key``, made once: ``labels()`` takes a lock and hashes its arguments."""
+def _child(cache: dict[tuple[str, ...], V], key: tuple[str, ...], make: Callable[..., V]) -> V:
+    """``make(*key)``, made once per key: ``labels()`` takes a lock and hashes its arguments."""
     child = cache.get(key)
     if child is None:
         if len(cache) >= _MAX_SERIES:
             cache.clear()
-        child = cache[key] = make()
+        child = cache[key] = make(*key)
     return child
 
 
-_request_counters: dict[tuple[str, str, str], Counter] = {}
+_request_counters: dict[tuple[str, ...], Counter] = {}
 
 
 def count_request(tenant: str, model: str, status: int) -> None:
     """``sluice_requests_total``."""
     key = (tenant, model, str(status))
-    _child(_request_counters, key, lambda: REQUESTS.labels(*key)).inc()
+    _child(_request_counters, key, REQUESTS.labels).inc()
 
 
 _current_checksum: list[str] = []
@@ -185,12 +184,12 @@ class _ResponseSeries:
 
 
 _series: dict[tuple[str, ...], _ResponseSeries] = {}
-_budget_used: dict[str, Gauge] = {}
+_budget_used: dict[tuple[str, ...], Gauge] = {}
 
 
 def set_budget_used(tenant: str, fraction: float) -> None:
     """``sluice_budget_used_ratio`` of one tenant."""
-    _child(_budget_used, tenant, lambda: BUDGET_USED.labels(tenant)).set(fraction)
+    _child(_budget_used, (tenant,), BUDGET_USED.labels).set(fraction)
 
 
 def observe_response(
@@ -210,7 +209,7 @@ def observe_response(
 ) -> None:
     """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
     key = (operation, provider_type, provider, tenant, request_model, response_model)
-    series = _series.get(key) or _child(_series, key, lambda: _ResponseSeries(*key))
+    series = _child(_series, key, _ResponseSeries)
     series.duration.observe(duration)
     if time_to_first_token is not None:
         series.ttft.observe(time_to_first_token)
