@@ -48,7 +48,7 @@ async def relay(
     data = opened.first
     # OpenAI upstream to OpenAI client: plain events are forwarded as the bytes that came,
     # and only the rest (usage, the end, an event split across reads) is decoded.
-    forward = encoder.speaks_openai
+    forward = ingress.speaks_openai
     held = b""  # the read that ends the stream goes out with the end: one write, not three
     try:
         writer = await response.prepare(request)  # in the try: a client gone already is handled below

@@ -239,8 +239,6 @@ def _message_id(upstream_id: Any) -> str:
 class AnthropicStreamEncoder:
     """OpenAI chunks → the Messages event sequence (message_start … message_stop)."""
 
-    speaks_openai = False
-
     def __init__(self, model: str) -> None:
         self._model = model
         self._started = False

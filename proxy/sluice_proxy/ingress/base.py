@@ -22,9 +22,6 @@ class ChatCall:
 class StreamEncoder(Protocol):
     """Turns OpenAI chunks into the client's stream format; one per response, stateful."""
 
-    speaks_openai: bool
-    """True when the client takes OpenAI SSE frames as they are (see StreamDecoder.passthrough)."""
-
     def chunk(self, chunk: Chunk) -> bytes: ...
 
     def finish(self, usage: Usage | None) -> bytes: ...
@@ -34,7 +31,8 @@ class StreamEncoder(Protocol):
 
 class Ingress(Protocol):
     speaks_openai: bool
-    """True when the client speaks OpenAI's format: an OpenAI upstream's answer goes to it as it came."""
+    """True when the client speaks OpenAI's format: an OpenAI upstream's answer, and its SSE
+    events (see StreamDecoder.passthrough), go to it as they came."""
 
     def parse_chat(self, body: bytes) -> ChatCall: ...
 

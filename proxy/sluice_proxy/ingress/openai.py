@@ -96,7 +96,6 @@ def error_body(error: GatewayError) -> JSON:
 @final
 class OpenAIStreamEncoder:
     __slots__ = ()
-    speaks_openai = True
 
     def chunk(self, chunk: Chunk) -> bytes:
         return sse.encode(chunk if isinstance(chunk, bytes) else orjson.dumps(chunk))
