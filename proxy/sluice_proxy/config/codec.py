@@ -152,8 +152,8 @@ def checksum(config: SluiceConfig) -> str:
     a large namespace would hold the GIL for ~5 ms while requests wait during a reload.
     """
     digest = hashlib.sha256()
-    for name in _FIELDS:
-        value = getattr(config, _FIELDS[name].name)
+    for name, field in _FIELDS.items():
+        value = getattr(config, field.name)
         digest.update(name.encode())
         if isinstance(value, list):
             for start in range(0, len(value), JSON_SLICE):
