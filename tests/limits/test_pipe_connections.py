@@ -104,7 +104,7 @@ async def test_scripts_run_over_tls(secured_redis: SecuredRedis) -> None:
     client = Redis.from_url(url)
     pipeline = ScriptPipeline(client, url, timeout=5.0)
     try:
-        count = Evalsha(pipeline.load(COUNT), ["k"], variable=0)
+        count = Evalsha(pipeline.load(COUNT), ["k"])
         assert [await pipeline(count), await pipeline(count)] == [1, 2]
     finally:
         pipeline.close()

@@ -18,8 +18,8 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
     redis = Redis.from_url(redis_server.url)
     try:
         pipeline = ScriptPipeline(redis, redis_server.url, timeout=2.0)
-        count = Evalsha(pipeline.load(COUNT), ["counted"], variable=0)
-        append = Evalsha(pipeline.load(APPEND), ["appended"], variable=1)
+        count = Evalsha(pipeline.load(COUNT), ["counted"])
+        append = Evalsha(pipeline.load(APPEND), ["appended"])
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
             pipeline(count),

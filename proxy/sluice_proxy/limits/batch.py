@@ -11,7 +11,7 @@ pipelined connection (:mod:`.pipe`), so a slow batch does not hold up the next t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -35,10 +35,11 @@ class Evalsha:
     """One script's EVALSHA with its keys and fixed arguments packed once; ``pack`` adds the rest.
 
     A request's scripts differ from the previous request's of the same tenant and route in
-    two to seven arguments, so packing only those takes most of the encoding off the hot path.
+    their per-request arguments only, so packing only those takes most of the encoding off
+    the hot path. How many there are may differ from call to call (one tick's requests).
     """
 
-    __slots__ = ("_head", "_tail", "script", "variable")
+    __slots__ = ("_fixed", "_head", "_tail", "script")
 
     def __init__(
         self,
@@ -46,19 +47,17 @@ class Evalsha:
         keys: Sequence[str],
         *,
         before: Sequence[str | int] = (),
-        variable: int,
         after: Sequence[str | int] = (),
     ) -> None:
         self.script = script
-        self.variable = variable
-        count = 3 + len(keys) + len(before) + variable + len(after)
-        self._head = b"*%d\r\n" % count + packed_args(("EVALSHA", script.sha, len(keys), *keys, *before))
+        self._fixed = 3 + len(keys) + len(before) + len(after)
+        self._head = packed_args(("EVALSHA", script.sha, len(keys), *keys, *before))
         self._tail = packed_args(after) if after else b""
 
     def pack(self, *values: str | int) -> bytes:
-        """The whole command, with ``values`` (``variable`` of them) between the fixed arguments."""
-        assert len(values) == self.variable
-        return self._head + packed_args(values) + self._tail
+        """The whole command, with ``values`` between the fixed arguments."""
+        count = b"*%d\r\n" % (self._fixed + len(values))
+        return count + self._head + packed_args(values) + self._tail
 
 
 class _Batch:
@@ -108,6 +107,8 @@ class ScriptPipeline:
         self.url = url
         self.timeout = timeout
         self._queue: list[Call] = []
+        self._preparers: list[Callable[[], None]] = []
+        self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pipe: RedisPipe | None = None
@@ -118,17 +119,32 @@ class ScriptPipeline:
 
     def __call__(self, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
         """Run ``evalsha`` with its variable ``values``, in one write with this tick's other calls."""
+        future: asyncio.Future[Any] = self._schedule().create_future()
+        self._queue.append((evalsha.script, evalsha.pack(*values), future))
+        return future
+
+    def before_write(self, prepare: Callable[[], None]) -> None:
+        """Run ``prepare`` once, just before this tick's write; the calls it makes go in that write."""
+        self._schedule()
+        self._preparers.append(prepare)
+
+    def _schedule(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()  # once: each call of it is a getpid
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((evalsha.script, evalsha.pack(*values), future))
-        if len(self._queue) == 1:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
             loop.call_soon(self._flush)  # after every caller of this tick has queued
-        return future
+        return loop
 
     def _flush(self) -> None:
         assert self._loop is not None
+        self._flush_scheduled = False
+        preparers, self._preparers = self._preparers, []
+        for prepare in preparers:
+            prepare()
+        if not self._queue:
+            return
         batch = _Batch(self, self._queue, self._loop)
         self._queue = []
         self._send(batch, batch.calls, may_retry=True)

@@ -13,7 +13,9 @@ Algorithms (the same in Redis Lua and in-process):
 * **Concurrency: leases.** A sorted set of admission ids scored by lease end; settlement
   removes the id, and a lease frees itself after ``LEASE_MS`` if its replica died.
 
-Every check of one request runs in one Lua script (one round trip, all-or-nothing).
+Every check of one request runs in one Lua script (one round trip, all-or-nothing); the
+requests of one tenant and route in the same event-loop tick share the script call, which
+decides them in order as separate calls would.
 Redis calls are bounded by ``redis.timeout``; on a failure the limiter turns *degraded*:
 ``failMode: open`` serves from the per-replica local store, ``closed`` answers 503, and a
 background PING probe restores Redis when it answers again. Settlements made while

@@ -79,7 +79,7 @@ class LocalStore:
         return self._hashes[check.key]["spend_micro"], check.window_ms
 
     async def admit(
-        self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
+        self, checks: list[Check], admission_id: str, reserved_tokens: int, *, dry: bool = False
     ) -> Decision:
         now = _now_ms()
         pairs: list[int] = []
@@ -95,7 +95,7 @@ class LocalStore:
                 if check.kind in _WINDOWS and amount > 0:
                     self._windows[check.key].add(now // 1000, amount)
                 elif check.kind is Kind.CONCURRENCY:
-                    self._sorted[check.key][id] = now + check.window_ms
+                    self._sorted[check.key][admission_id] = now + check.window_ms
                 if check.kind is not Kind.BUDGET:
                     self._expire(check.key, check.window_ms / 1000 + 1)
         return decision(checks, rejected, now, pairs)

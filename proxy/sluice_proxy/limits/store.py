@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,13 +40,13 @@ class Settlement:
 
 
 class Store(Protocol):
-    async def admit(
-        self, checks: list[Check], id: str, reserved_tokens: int, *, dry: bool = False
-    ) -> Decision:
+    def admit(
+        self, checks: list[Check], admission_id: str, reserved_tokens: int, *, dry: bool = False
+    ) -> Awaitable[Decision]:
         """Charge every check or none; ``dry`` only reports the current state."""
         ...
 
-    async def settle(self, settlement: Settlement) -> list[int]:
+    def settle(self, settlement: Settlement) -> Awaitable[list[int]]:
         """The new spend (micro-dollars) of each usage hash."""
         ...
 

@@ -1,29 +1,31 @@
--- Admit one request against every limit that applies to it: all checks pass and are
--- charged together, or nothing is charged. Redis's own clock is the one clock, so
--- replicas with skewed clocks still share one window.
+-- Admit the requests of one tenant and route that arrived in the same event-loop tick, in
+-- order, as if each had run alone: a request passes every check and is charged on all of
+-- them, or is charged nothing. Redis's own clock is the one clock, so replicas with skewed
+-- clocks still share one window. One call for the tick's requests reads each limit once.
 --
 -- KEYS[i]  the key of check i
--- ARGV     id, reserved_tokens (-1: only report, charge nothing), then per check:
---          kind, limit, window_ms
+-- ARGV     per check: kind, limit, window_ms; then per request: id, reserved_tokens
+--          (-1: only report, charge nothing)
 --   r  requests, t  tokens: a sliding window of one-second buckets, a hash of
 --      unix-second -> amount charged in it, plus 'sum' (the amount in the window) and
 --      'tail' (the oldest second still holding a charge); requests charge 1, tokens the
 --      reservation
 --   c  concurrency: sorted set of admission ids scored by lease end (ms)
 --   b  budget: field spend_micro of the period's usage hash; window_ms = ms to period end
--- Returns {rejected check index or 0, now_ms, used_1, reset_ms_1, used_2, reset_ms_2, ...}
+-- Returns {now_ms, used_1, reset_ms_1, ..., used_n, reset_ms_n, verdict_1, ..., verdict_k}:
+-- used and reset as they were before the first request; a verdict is 0 for an admitted
+-- request, else the index of the first check that refused it.
 --
 -- Each redis.call costs about as much as the command itself, so the common path of a
--- window is one HMGET and two HINCRBYs; buckets leave the window in a recount that runs
--- at most once a second per key.
+-- window is one HMGET and two HINCRBYs per call, however many requests it admits; buckets
+-- leave the window in a recount that runs at most once a second per key.
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local second = math.floor(now / 1000)
-local id = ARGV[1]
-local reserved = tonumber(ARGV[2])
-local result = {0, now}
-local rejected = 0
+local n = #KEYS
+local k = (#ARGV - 3 * n) / 2
+local result = {now}
 
 -- The amount charged in the window ending this second, and ms until it next drops.
 local function window_used(key, seconds)
@@ -58,41 +60,60 @@ local function window_used(key, seconds)
   return sum, (tail + seconds) * 1000 - now
 end
 
+local kinds, limits, windows, used = {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local kind = ARGV[3 * i]
-  local limit = tonumber(ARGV[3 * i + 1])
-  local window = tonumber(ARGV[3 * i + 2])
-  local used, reset = 0, 0
+  local kind = ARGV[3 * i - 2]
+  local limit = tonumber(ARGV[3 * i - 1])
+  local window = tonumber(ARGV[3 * i])
+  local reset = 0
   if kind == 'r' or kind == 't' then
-    used, reset = window_used(key, math.floor(window / 1000))
+    used[i], reset = window_used(key, math.floor(window / 1000))
   elseif kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    used = redis.call('ZCARD', key)
-  elseif kind == 'b' then
-    used = tonumber(redis.call('HGET', key, 'spend_micro') or '0')
+    used[i] = redis.call('ZCARD', key)
+  else
+    used[i] = tonumber(redis.call('HGET', key, 'spend_micro') or '0')
     reset = window
   end
-  if rejected == 0 and used >= limit then rejected = i end
-  result[2 * i + 1] = used
-  result[2 * i + 2] = reset
+  kinds[i], limits[i], windows[i] = kind, limit, window
+  result[2 * i] = used[i]
+  result[2 * i + 1] = reset
 end
 
-result[1] = rejected
-if rejected > 0 or reserved < 0 then return result end
+local charged, admitted = {}, {}
+for i = 1, n do charged[i] = 0 end
+for j = 1, k do
+  local reserved = tonumber(ARGV[3 * n + 2 * j])
+  local verdict = 0
+  for i = 1, n do
+    if used[i] + charged[i] >= limits[i] then verdict = i break end
+  end
+  result[2 * n + 1 + j] = verdict
+  if verdict == 0 and reserved >= 0 then
+    admitted[#admitted + 1] = ARGV[3 * n + 2 * j - 1]
+    for i = 1, n do
+      local kind = kinds[i]
+      if kind == 'r' or kind == 'c' then charged[i] = charged[i] + 1
+      elseif kind == 't' then charged[i] = charged[i] + reserved end
+    end
+  end
+end
 
 for i, key in ipairs(KEYS) do
-  local kind = ARGV[3 * i]
-  local window = tonumber(ARGV[3 * i + 2])
-  local amount = 0
-  if kind == 'r' then amount = 1 elseif kind == 't' then amount = reserved end
-  if amount > 0 then
+  local kind, window, amount = kinds[i], windows[i], charged[i]
+  if amount > 0 and (kind == 'r' or kind == 't') then
     -- A bucket's first charge keeps the key one window past it; later ones need not.
     if redis.call('HINCRBY', key, second, amount) == amount then
       redis.call('PEXPIRE', key, window + 1000)
     end
     redis.call('HINCRBY', key, 'sum', amount)
-  elseif kind == 'c' then
-    redis.call('ZADD', key, now + window, id)
+  elseif amount > 0 and kind == 'c' then
+    local members = {}
+    for j, id in ipairs(admitted) do
+      members[2 * j - 1] = now + window
+      members[2 * j] = id
+    end
+    redis.call('ZADD', key, unpack(members))
     redis.call('PEXPIRE', key, window)
   end
 end
