@@ -17,10 +17,13 @@ def run(bench: Bench) -> list[Row]:
     rows: list[Row] = []
     details: dict[str, Any] = {}
     for connections in bench.settings.connections:
-        rps, p50, p99, errors, cpu = {}, {}, {}, {}, {}
+        rps, p50, p99, errors, cpu, redis_cpu = {}, {}, {}, {}, {}, {}
         for target in bench.targets:
-            with Sampler(target.service).running() as sampler:
+            # Redis serves every replica's limits: its CPU per request bounds the whole fleet.
+            with Sampler(target.service).running() as sampler, Sampler(bench.stack.redis).running() as redis:
                 result = bench.wrk(target, target.body(stream=False), connections, seconds)
+            if target.name == "sluice" and bench.stack.limited and result.requests:
+                redis_cpu[target.name] = redis.cpu_seconds / result.requests * 1e6
             rps[target.name] = result.per_second
             p50[target.name] = result.latency_ms["p50"]
             p99[target.name] = result.latency_ms["p99"]
@@ -37,6 +40,7 @@ def run(bench: Bench) -> list[Row]:
             row(NAME, f"p50 latency, {label} (ms)", p50, added=True),
             row(NAME, f"p99 latency, {label} (ms)", p99, added=True),
             row(NAME, f"server CPU, {label} (cores)", cpu),
+            *([row(NAME, f"Redis CPU per request, {label} (µs)", redis_cpu)] if redis_cpu else []),
             row(NAME, f"errors, {label}", errors),
         ]
     bench.details[NAME] = details
