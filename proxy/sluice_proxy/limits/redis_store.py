@@ -74,11 +74,14 @@ class _Admissions:
         checks, count = self.checks, len(self.checks)
         now = values[0]
         used, resets = values[1 : 2 * count + 1 : 2], values[2 : 2 * count + 2 : 2]
-        for (_, reserved, waiter), verdict in zip(self.requests, values[2 * count + 1 :], strict=True):
+        last = len(self.requests) - 1
+        for position, ((_, reserved, waiter), verdict) in enumerate(
+            zip(self.requests, values[2 * count + 1 :], strict=True)
+        ):
             if not waiter.done():
                 rejected = checks[verdict - 1] if verdict else None
                 waiter.set_result(Decision(rejected, verdict - 1, now, tuple(used), tuple(resets)))
-            if verdict or reserved < 0:
+            if verdict or reserved < 0 or position == last:  # the last one's charges: nobody after
                 continue
             for index, check in enumerate(checks):  # what the next request finds charged
                 kind = check.kind
