@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.resources import files
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -39,16 +39,36 @@ class _Templates:
         return entry[1]
 
 
-def _fail(waiter: asyncio.Future[Any], reply: asyncio.Future[Any]) -> None:
-    if waiter.done():
-        return
-    if reply.cancelled():
-        waiter.cancel()
-    else:
-        waiter.set_exception(cast(BaseException, reply.exception()))
+class _Call:
+    """The callers that one script call answers."""
+
+    __slots__ = ()
+
+    def waiters(self) -> Iterator[asyncio.Future[Any]]:
+        raise NotImplementedError
+
+    def deliver(self, result: Any) -> None:
+        """Give each caller its part of the script's result."""
+        raise NotImplementedError
+
+    def resolve(self, reply: asyncio.Future[Any]) -> None:
+        if reply.cancelled():
+            for waiter in self.waiters():
+                waiter.cancel()
+            return
+        error = reply.exception()
+        if error is None:
+            try:
+                self.deliver(reply.result())
+                return
+            except Exception as malformed:  # not the script's shape: no caller may wait forever
+                error = malformed
+        for waiter in self.waiters():
+            if not waiter.done():
+                waiter.set_exception(error)
 
 
-class _Admissions:
+class _Admissions(_Call):
     """One tick's admissions of one tenant and route: one script call, one decision each."""
 
     __slots__ = ("checks", "evalsha", "requests")
@@ -64,19 +84,17 @@ class _Admissions:
         self.requests = [request for request in self.requests if not request[2].done()]
         return [value for admission_id, reserved, _ in self.requests for value in (admission_id, reserved)]
 
-    def resolve(self, reply: asyncio.Future[Any]) -> None:
+    def waiters(self) -> Iterator[asyncio.Future[Any]]:
+        return (waiter for *_, waiter in self.requests)
+
+    def deliver(self, result: Any) -> None:
         """Each request's decision, as if it had run alone after the ones before it."""
-        if reply.cancelled() or reply.exception() is not None:
-            for *_, waiter in self.requests:
-                _fail(waiter, reply)
-            return
-        values = reply.result()
         checks, count = self.checks, len(self.checks)
-        now = values[0]
-        used, resets = values[1 : 2 * count + 1 : 2], values[2 : 2 * count + 2 : 2]
+        now = result[0]
+        used, resets = result[1 : 2 * count + 1 : 2], result[2 : 2 * count + 2 : 2]
         last = len(self.requests) - 1
         for position, ((_, reserved, waiter), verdict) in enumerate(
-            zip(self.requests, values[2 * count + 1 :], strict=True)
+            zip(self.requests, result[2 * count + 1 :], strict=True)
         ):
             if not waiter.done():
                 rejected = checks[verdict - 1] if verdict else None
@@ -93,7 +111,7 @@ class _Admissions:
                     used[index] += amount
 
 
-class _Settlements:
+class _Settlements(_Call):
     """One tick's settlements of one tenant and route: one script call, each its own reply."""
 
     __slots__ = ("evalsha", "settlements")
@@ -117,13 +135,12 @@ class _Settlements:
             )
         ]
 
-    def resolve(self, reply: asyncio.Future[Any]) -> None:
+    def waiters(self) -> Iterator[asyncio.Future[Any]]:
+        return (waiter for _, waiter in self.settlements)
+
+    def deliver(self, result: Any) -> None:
         """Each settlement's new spends, as if it had run alone after the ones before it."""
-        if reply.cancelled() or reply.exception() is not None:
-            for _, waiter in self.settlements:
-                _fail(waiter, reply)
-            return
-        spends = [int(value) for value in reply.result()]
+        spends = [int(value) for value in result]
         for settlement, waiter in reversed(self.settlements):
             if not waiter.done():
                 waiter.set_result(spends)
