@@ -132,6 +132,7 @@ class ScriptPipeline:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()  # once: each call of it is a getpid
+            self._flush_scheduled = False  # one scheduled on a closed loop never runs
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)  # after every caller of this tick has queued

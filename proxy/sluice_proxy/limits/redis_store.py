@@ -192,8 +192,7 @@ class RedisStore:
             return waiter
         group = self._admissions.get(id(evalsha))
         if group is None:
-            if not self._admissions:
-                self._scripts.before_write(self._send_admissions)
+            self._scripts.before_write(self._send_admissions)  # the first of the tick sends them all
             group = self._admissions[id(evalsha)] = _Admissions(checks, evalsha)
         group.requests.append((admission_id, reserved_tokens, waiter))
         return waiter
@@ -213,8 +212,7 @@ class RedisStore:
         evalsha = self._templates.get(self._settlement, s.token_keys, s.slot_keys, s.usage_keys)
         group = self._settlements.get(id(evalsha))
         if group is None:
-            if not self._settlements:
-                self._scripts.before_write(self._send_settlements)
+            self._scripts.before_write(self._send_settlements)
             group = self._settlements[id(evalsha)] = _Settlements(evalsha)
         waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         group.settlements.append((settlement, waiter))
