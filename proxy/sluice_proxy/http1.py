@@ -22,11 +22,13 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar, cast
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from .deadlines import Deadlines
 
 MAX_BUFFER: Final = 256 * 1024
 """Body bytes buffered before the connection stops reading (the reader is slower than the upstream)."""
@@ -271,7 +273,8 @@ class Pool:
         default_port = 443 if scheme == "https" else 80
         self._host_header = host if port == default_port else f"{host}:{port}"
         self._idle: list[_Connection] = []
-        self.deadlines = Deadlines(self.loop)
+        # Route timeouts are seconds: firing up to 50 ms late changes nothing for a caller.
+        self.deadlines = Deadlines(self.loop, tick=0.05)
 
     async def request(
         self,
@@ -340,53 +343,6 @@ class Pool:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.abort()
-
-
-T = TypeVar("T")
-
-
-DEADLINE_TICK: Final = 0.05
-"""How late a deadline may fire: one sweep per tick checks every wait in flight."""
-
-
-class Deadlines:
-    """The waits of one pool with their deadlines, checked by one timer instead of one each.
-
-    Arming and cancelling a timer costs about 2 µs, and a stream waits once per chunk; one
-    sweep per DEADLINE_TICK of the waits in flight costs a fraction of that. Deadlines are
-    route timeouts (seconds), so firing up to a tick late changes nothing for a caller.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._waits: dict[asyncio.Future[Any], float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def wait(self, waiter: asyncio.Future[T], deadline: float | None) -> T:
-        """Await ``waiter``; at ``deadline`` (``loop.time()`` clock) it fails with TimeoutError."""
-        if deadline is None:
-            return await waiter
-        waits = self._waits
-        waits[waiter] = deadline
-        if self._timer is None:
-            self._timer = self.loop.call_later(DEADLINE_TICK, self._sweep)
-        try:
-            return await waiter
-        finally:
-            waits.pop(waiter, None)
-
-    def _sweep(self) -> None:
-        now = self.loop.time()
-        for waiter in [waiter for waiter, deadline in self._waits.items() if deadline <= now]:
-            del self._waits[waiter]
-            if not waiter.done():
-                waiter.set_exception(TimeoutError("the upstream did not answer in time"))
-        self._timer = self.loop.call_later(DEADLINE_TICK, self._sweep) if self._waits else None
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 async def read_all(read_chunk: Callable[[], Awaitable[bytes]]) -> bytes:

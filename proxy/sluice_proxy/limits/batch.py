@@ -1,11 +1,12 @@
 """Script calls made in the same event-loop tick go to Redis as one write.
 
-A burst of N concurrent requests (admissions and settlements alike) then costs one write,
-one round trip and one timer instead of N of each. Each caller awaits its own future, which
-the connection's reply resolves directly: no task and no ``asyncio.timeout`` per batch,
-because on Python 3.11 each of those asks ``get_running_loop()``, a ``getpid`` system call.
-The batch's one timer (``redis.timeout``) bounds every caller's wait. Batches travel on one
-pipelined connection (:mod:`.pipe`), so a slow batch does not hold up the next tick's.
+A burst of N concurrent requests (admissions and settlements alike) then costs one write and
+one round trip instead of N of each. Each caller awaits its own future, which the
+connection's reply resolves directly: no task and no ``asyncio.timeout`` per batch, because
+on Python 3.11 each of those asks ``get_running_loop()``, a ``getpid`` system call. The
+batch's one deadline (``redis.timeout``, checked by one sweep with every other batch's)
+bounds every caller's wait. Batches travel on one pipelined connection (:mod:`.pipe`), so a
+slow batch does not hold up the next tick's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from ..deadlines import Deadlines
 from .pipe import PipeClosedError, RedisPipe, Sink, open_pipe, settle
 
 Call = tuple[AsyncScript, bytes, asyncio.Future[Any]]
@@ -63,13 +65,14 @@ class Evalsha:
 class _Batch:
     """The calls of one tick: resolves their futures as replies come, fails the rest at the deadline."""
 
-    __slots__ = ("_pipeline", "_timer", "calls", "pending")
+    __slots__ = ("_deadlines", "_pipeline", "calls", "pending")
 
-    def __init__(self, pipeline: ScriptPipeline, calls: list[Call], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pipeline: ScriptPipeline, calls: list[Call], deadlines: Deadlines) -> None:
         self._pipeline = pipeline
         self.calls = calls
         self.pending = len(calls)
-        self._timer = loop.call_later(pipeline.timeout, self._expire)
+        self._deadlines = deadlines
+        deadlines.add(self, deadlines.loop.time() + pipeline.timeout, self._expire)
 
     def sink(self, call: Call, *, may_retry: bool) -> Sink:
         """The reply handler of one call; a NOSCRIPT reply is sent back to the pipeline once."""
@@ -86,7 +89,7 @@ class _Batch:
         if settle(future, reply):
             self.pending -= 1
             if not self.pending:
-                self._timer.cancel()
+                self._deadlines.discard(self)
 
     def fail(self, error: BaseException, calls: list[Call]) -> None:
         for _, _, future in calls:
@@ -110,6 +113,7 @@ class ScriptPipeline:
         self._preparers: list[Callable[[], None]] = []
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pipe: RedisPipe | None = None
         self._connecting: asyncio.Task[RedisPipe] | None = None
@@ -133,20 +137,22 @@ class ScriptPipeline:
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()  # once: each call of it is a getpid
             self._flush_scheduled = False  # one scheduled on a closed loop never runs
+            # One sweep bounds every batch in flight; it fires at most a quarter of the timeout late.
+            self._deadlines = Deadlines(loop, tick=max(0.001, min(0.05, self.timeout / 4)))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)  # after every caller of this tick has queued
         return loop
 
     def _flush(self) -> None:
-        assert self._loop is not None
+        assert self._deadlines is not None
         self._flush_scheduled = False
         preparers, self._preparers = self._preparers, []
         for prepare in preparers:
             prepare()
         if not self._queue:
             return
-        batch = _Batch(self, self._queue, self._loop)
+        batch = _Batch(self, self._queue, self._deadlines)
         self._queue = []
         self._send(batch, batch.calls, may_retry=True)
 
