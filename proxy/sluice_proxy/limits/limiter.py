@@ -263,7 +263,8 @@ class Limiter:
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""
-        self.settle_soon(admission, None, 0.0)
+        if not admission.settled:  # every request calls this once it is done: settled is the rule
+            self.settle_soon(admission, None, 0.0)
 
     async def _settle_shared(self, settlement: Settlement) -> list[int]:
         assert self._redis_store is not None
