@@ -177,6 +177,18 @@ class Prober:
         return percentiles(self.latencies)
 
 
+ROUND_SECONDS = 2
+"""Targets measured against each other take turns in rounds this long (wrk takes whole
+seconds), so a busy spell of a shared host falls on all of them rather than on whichever
+target happened to be running."""
+
+
+def rounds(seconds: float) -> tuple[int, float]:
+    """How many turns ``seconds`` of measurement per target is split into, and their length."""
+    count = max(1, round(seconds / ROUND_SECONDS))
+    return count, seconds / count
+
+
 def row(
     scenario: str, metric: str, values: Mapping[str, float | None], *, added: bool = False, note: str = ""
 ) -> Row:

@@ -5,26 +5,22 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ..harness import Bench, Sampler, row
+from ..harness import Bench, Sampler, rounds, row
 from ..report import Row
 from ..wrk import WrkResult
 
 NAME = "throughput"
-ROUND_SECONDS = 2
-"""The targets take turns in rounds this long (wrk takes whole seconds), so a busy spell of a
-shared host falls on all of them rather than on whichever target was running at the time."""
 
 
 def run(bench: Bench) -> list[Row]:
-    rounds = max(1, round(bench.settings.wrk_seconds / ROUND_SECONDS))
-    seconds = bench.settings.wrk_seconds / rounds
+    turns, seconds = rounds(bench.settings.wrk_seconds)
     for target in bench.targets:  # warm connection pools and code paths
         bench.wrk(target, target.body(stream=False), 16, 1)
     rows: list[Row] = []
     details: dict[str, Any] = {}
     for connections in bench.settings.connections:
         runs: dict[str, list[tuple[WrkResult, Sampler, Sampler]]] = {t.name: [] for t in bench.targets}
-        for _ in range(rounds):
+        for _ in range(turns):
             for target in bench.targets:
                 # Redis serves every replica's limits: its CPU per request bounds the whole fleet.
                 with (
