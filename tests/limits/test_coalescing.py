@@ -12,6 +12,7 @@ from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import RateLimitError
 from sluice_proxy.limits import Limiter
 from sluice_proxy.limits.headers import go_duration
+from sluice_proxy.limits.redis_store import MAX_PER_CALL
 from sluice_proxy.providers.base import Usage
 from tests.limits.conftest import make_runtime
 from tests.redis_server import RedisServer
@@ -114,3 +115,22 @@ async def test_each_settlement_of_a_call_sees_the_spend_up_to_it(
         await asyncio.gather(*(limiter.settle(a, Usage(input_tokens=1), 0.2) for a in admissions))
     alerts = [r for r in caplog.records if "of its daily budget" in r.getMessage()]
     assert len(alerts) == 1 and "60%" in alerts[0].getMessage()
+
+
+async def test_a_burst_beyond_one_call_is_split_in_order(limiter: Limiter, redis_server: RedisServer) -> None:
+    (tenant,), route = make_runtime(
+        {"limits": {"requestsPerMinute": MAX_PER_CALL + 10, "concurrency": 10_000}}
+    )
+    await limiter.admit(tenant, route, estimated_tokens=0)  # the scripts are loaded
+    _reset_stats(redis_server)
+    burst = MAX_PER_CALL + 40
+    results = await asyncio.gather(
+        *(limiter.admit(tenant, route, estimated_tokens=0) for _ in range(burst)), return_exceptions=True
+    )
+    assert _script_calls(redis_server) == 2
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    assert len(admitted) == MAX_PER_CALL + 9  # one went before the burst
+    assert all(isinstance(r, RateLimitError) for r in results[MAX_PER_CALL + 9 :])
+    # The second call found the first's charges: the remaining count runs on across the split.
+    remaining = [int(a.headers["x-ratelimit-remaining-requests"]) for a in admitted]
+    assert remaining == list(range(MAX_PER_CALL + 8, -1, -1))

@@ -14,6 +14,9 @@ from .checks import WINDOW_MS, Check, Kind
 from .store import Decision, Settlement
 
 _LUA = files(__package__).joinpath("lua")
+MAX_PER_CALL = 256
+"""Requests one script call decides at most: a script holds Redis while it runs, and Lua's
+``unpack`` (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_tokens", "requests")
 
 
@@ -195,6 +198,9 @@ class RedisStore:
             self._scripts.before_write(self._send_admissions)  # the first of the tick sends them all
             group = self._admissions[id(evalsha)] = _Admissions(checks, evalsha)
         group.requests.append((admission_id, reserved_tokens, waiter))
+        if len(group.requests) >= MAX_PER_CALL:  # it goes now, ahead of the tick's later ones
+            del self._admissions[id(evalsha)]
+            self._scripts(evalsha, *group.values()).add_done_callback(group.resolve)
         return waiter
 
     def _send_admissions(self) -> None:
@@ -216,6 +222,9 @@ class RedisStore:
             group = self._settlements[id(evalsha)] = _Settlements(evalsha)
         waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         group.settlements.append((settlement, waiter))
+        if len(group.settlements) >= MAX_PER_CALL:
+            del self._settlements[id(evalsha)]
+            self._scripts(evalsha, *group.values()).add_done_callback(group.resolve)
         return waiter
 
     def _send_settlements(self) -> None:
