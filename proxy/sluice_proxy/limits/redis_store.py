@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -43,20 +43,32 @@ class _Templates:
 
 
 class _Call:
-    """The callers that one script call answers."""
+    """One script call and the callers it answers, in order; each item ends with its caller's future."""
 
-    __slots__ = ()
+    __slots__ = ("evalsha", "items")
 
-    def waiters(self) -> Iterator[asyncio.Future[Any]]:
+    def __init__(self, evalsha: Evalsha) -> None:
+        self.evalsha = evalsha
+        self.items: list[tuple[Any, ...]] = []
+
+    def arguments(self) -> list[str | int]:
+        """The items' own script arguments, in order."""
         raise NotImplementedError
 
     def deliver(self, result: Any) -> None:
         """Give each caller its part of the script's result."""
         raise NotImplementedError
 
+    def send(self, scripts: ScriptPipeline) -> None:
+        """Into this tick's write; a caller that gave up already is left out."""
+        self.items = [item for item in self.items if not item[-1].done()]
+        if self.items:
+            scripts(self.evalsha, *self.arguments()).add_done_callback(self.resolve)
+
     def resolve(self, reply: asyncio.Future[Any]) -> None:
+        waiters = [item[-1] for item in self.items]
         if reply.cancelled():
-            for waiter in self.waiters():
+            for waiter in waiters:
                 waiter.cancel()
             return
         error = reply.exception()
@@ -66,38 +78,34 @@ class _Call:
                 return
             except Exception as malformed:  # not the script's shape: no caller may wait forever
                 error = malformed
-        for waiter in self.waiters():
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
 
 
 class _Admissions(_Call):
-    """One tick's admissions of one tenant and route: one script call, one decision each."""
+    """One tick's admissions of one tenant and route: one script call, one decision each.
 
-    __slots__ = ("checks", "evalsha", "requests")
+    Items: admission id, tokens to reserve (-1: only report), the caller's future.
+    """
+
+    __slots__ = ("checks",)
 
     def __init__(self, checks: list[Check], evalsha: Evalsha) -> None:
+        super().__init__(evalsha)
         self.checks = checks
-        self.evalsha = evalsha
-        self.requests: list[tuple[str, int, asyncio.Future[Decision]]] = []
-        """Admission id, tokens to reserve (-1: only report), the caller's future."""
 
-    def values(self) -> list[str | int]:
-        """The requests' own script arguments; a caller that gave up already is left out."""
-        self.requests = [request for request in self.requests if not request[2].done()]
-        return [value for admission_id, reserved, _ in self.requests for value in (admission_id, reserved)]
-
-    def waiters(self) -> Iterator[asyncio.Future[Any]]:
-        return (waiter for *_, waiter in self.requests)
+    def arguments(self) -> list[str | int]:
+        return [value for admission_id, reserved, _ in self.items for value in (admission_id, reserved)]
 
     def deliver(self, result: Any) -> None:
         """Each request's decision, as if it had run alone after the ones before it."""
         checks, count = self.checks, len(self.checks)
         now = result[0]
         used, resets = result[1 : 2 * count + 1 : 2], result[2 : 2 * count + 2 : 2]
-        last = len(self.requests) - 1
+        last = len(self.items) - 1
         for position, ((_, reserved, waiter), verdict) in enumerate(
-            zip(self.requests, result[2 * count + 1 :], strict=True)
+            zip(self.items, result[2 * count + 1 :], strict=True)
         ):
             if not waiter.done():
                 rejected = checks[verdict - 1] if verdict else None
@@ -115,18 +123,17 @@ class _Admissions(_Call):
 
 
 class _Settlements(_Call):
-    """One tick's settlements of one tenant and route: one script call, each its own reply."""
+    """One tick's settlements of one tenant and route: one script call, each its own reply.
 
-    __slots__ = ("evalsha", "settlements")
+    Items: the settlement, the caller's future.
+    """
 
-    def __init__(self, evalsha: Evalsha) -> None:
-        self.evalsha = evalsha
-        self.settlements: list[tuple[Settlement, asyncio.Future[list[int]]]] = []
+    __slots__ = ()
 
-    def values(self) -> list[str | int]:
+    def arguments(self) -> list[str | int]:
         return [
             value
-            for s, _ in self.settlements
+            for s, _ in self.items
             for value in (
                 s.id,
                 s.admitted_ms,
@@ -138,16 +145,40 @@ class _Settlements(_Call):
             )
         ]
 
-    def waiters(self) -> Iterator[asyncio.Future[Any]]:
-        return (waiter for _, waiter in self.settlements)
-
     def deliver(self, result: Any) -> None:
         """Each settlement's new spends, as if it had run alone after the ones before it."""
         spends = [int(value) for value in result]
-        for settlement, waiter in reversed(self.settlements):
+        for settlement, waiter in reversed(self.items):
             if not waiter.done():
                 waiter.set_result(spends)
             spends = [spend - settlement.spend_micro for spend in spends]
+
+
+C = TypeVar("C", bound=_Call)
+
+
+class _OpenCalls:
+    """This tick's calls still taking items, one per script template; all go in the tick's write."""
+
+    def __init__(self, scripts: ScriptPipeline) -> None:
+        self._scripts = scripts
+        self._open: dict[int, _Call] = {}
+
+    def join(self, item: tuple[Any, ...], evalsha: Evalsha, make: Callable[..., C], *args: Any) -> None:
+        """Add ``item`` to the tick's call of ``evalsha``, made as ``make(*args, evalsha)`` if there is none."""
+        call = self._open.get(id(evalsha))
+        if call is None:
+            self._scripts.before_write(self._send_all)  # the first of the tick sends them all
+            call = self._open[id(evalsha)] = make(*args, evalsha)
+        call.items.append(item)
+        if len(call.items) >= MAX_PER_CALL:  # it goes now, ahead of the tick's later ones
+            del self._open[id(evalsha)]
+            call.send(self._scripts)
+
+    def _send_all(self) -> None:
+        calls, self._open = self._open, {}
+        for call in calls.values():
+            call.send(self._scripts)
 
 
 class RedisStore:
@@ -168,8 +199,8 @@ class RedisStore:
         self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
         self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
         self._templates = _Templates()
-        self._admissions: dict[int, _Admissions] = {}
-        self._settlements: dict[int, _Settlements] = {}
+        self._admissions = _OpenCalls(self._scripts)
+        self._settlements = _OpenCalls(self._scripts)
 
     def _admission(self, checks: list[Check]) -> Evalsha:
         wire = [value for check in checks for value in check.wire]
@@ -190,24 +221,11 @@ class RedisStore:
         waiter: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         if dry:  # a report runs alone: it shows the state before anything this tick charges
             report = _Admissions(checks, evalsha)
-            report.requests.append((admission_id, -1, waiter))
-            self._scripts(evalsha, *report.values()).add_done_callback(report.resolve)
-            return waiter
-        group = self._admissions.get(id(evalsha))
-        if group is None:
-            self._scripts.before_write(self._send_admissions)  # the first of the tick sends them all
-            group = self._admissions[id(evalsha)] = _Admissions(checks, evalsha)
-        group.requests.append((admission_id, reserved_tokens, waiter))
-        if len(group.requests) >= MAX_PER_CALL:  # it goes now, ahead of the tick's later ones
-            del self._admissions[id(evalsha)]
-            self._scripts(evalsha, *group.values()).add_done_callback(group.resolve)
+            report.items.append((admission_id, -1, waiter))
+            report.send(self._scripts)
+        else:
+            self._admissions.join((admission_id, reserved_tokens, waiter), evalsha, _Admissions, checks)
         return waiter
-
-    def _send_admissions(self) -> None:
-        groups, self._admissions = self._admissions, {}
-        for group in groups.values():
-            if values := group.values():
-                self._scripts(group.evalsha, *values).add_done_callback(group.resolve)
 
     async def settle(self, settlement: Settlement) -> list[int]:
         return await self.settle_nowait(settlement)
@@ -216,21 +234,9 @@ class RedisStore:
         """The new spend per usage hash as a future; the tick's settlements of a plan share one call."""
         s = settlement
         evalsha = self._templates.get(self._settlement, s.token_keys, s.slot_keys, s.usage_keys)
-        group = self._settlements.get(id(evalsha))
-        if group is None:
-            self._scripts.before_write(self._send_settlements)
-            group = self._settlements[id(evalsha)] = _Settlements(evalsha)
         waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        group.settlements.append((settlement, waiter))
-        if len(group.settlements) >= MAX_PER_CALL:
-            del self._settlements[id(evalsha)]
-            self._scripts(evalsha, *group.values()).add_done_callback(group.resolve)
+        self._settlements.join((settlement, waiter), evalsha, _Settlements)
         return waiter
-
-    def _send_settlements(self) -> None:
-        groups, self._settlements = self._settlements, {}
-        for group in groups.values():
-            self._scripts(group.evalsha, *group.values()).add_done_callback(group.resolve)
 
     def close(self) -> None:
         self._scripts.close()
