@@ -18,9 +18,13 @@ T = TypeVar("T")
 class Deadlines:
     """Keys with a deadline (``loop.time()`` clock) and what to call when it passes."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, tick: float, message: str = "deadline passed"
+    ) -> None:
         self.loop = loop
         self.tick = tick
+        self.message = message
+        """What a :meth:`wait` past its deadline raises TimeoutError with."""
         self._pending: dict[Hashable, tuple[float, Callable[[], None]]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
@@ -36,7 +40,7 @@ class Deadlines:
         """Await ``waiter``; at ``deadline`` it fails with TimeoutError."""
         if deadline is None:
             return await waiter
-        self.add(waiter, deadline, lambda: _time_out(waiter))
+        self.add(waiter, deadline, lambda: _time_out(waiter, self.message))
         try:
             return await waiter
         finally:
@@ -56,6 +60,6 @@ class Deadlines:
             self._timer = None
 
 
-def _time_out(waiter: asyncio.Future[Any]) -> None:
+def _time_out(waiter: asyncio.Future[Any], message: str) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError("the upstream did not answer in time"))
+        waiter.set_exception(TimeoutError(message))

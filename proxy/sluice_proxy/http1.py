@@ -274,7 +274,7 @@ class Pool:
         self._host_header = host if port == default_port else f"{host}:{port}"
         self._idle: list[_Connection] = []
         # Route timeouts are seconds: firing up to 50 ms late changes nothing for a caller.
-        self.deadlines = Deadlines(self.loop, tick=0.05)
+        self.deadlines = Deadlines(self.loop, tick=0.05, message="the upstream did not answer in time")
 
     async def request(
         self,

@@ -41,25 +41,16 @@ class Evalsha:
     the hot path. How many there are may differ from call to call (one tick's requests).
     """
 
-    __slots__ = ("_fixed", "_head", "_tail", "script")
+    __slots__ = ("_fixed", "_head", "script")
 
-    def __init__(
-        self,
-        script: AsyncScript,
-        keys: Sequence[str],
-        *,
-        before: Sequence[str | int] = (),
-        after: Sequence[str | int] = (),
-    ) -> None:
+    def __init__(self, script: AsyncScript, keys: Sequence[str], *, before: Sequence[str | int] = ()) -> None:
         self.script = script
-        self._fixed = 3 + len(keys) + len(before) + len(after)
+        self._fixed = 3 + len(keys) + len(before)
         self._head = packed_args(("EVALSHA", script.sha, len(keys), *keys, *before))
-        self._tail = packed_args(after) if after else b""
 
     def pack(self, *values: str | int) -> bytes:
-        """The whole command, with ``values`` between the fixed arguments."""
-        count = b"*%d\r\n" % (self._fixed + len(values))
-        return count + self._head + packed_args(values) + self._tail
+        """The whole command: the fixed arguments, then ``values``."""
+        return b"*%d\r\n" % (self._fixed + len(values)) + self._head + packed_args(values)
 
 
 class _Batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -154,9 +154,6 @@ class _Settlements(_Call):
             spends = [spend - settlement.spend_micro for spend in spends]
 
 
-C = TypeVar("C", bound=_Call)
-
-
 class _OpenCalls:
     """This tick's calls still taking items, one per script template; all go in the tick's write."""
 
@@ -164,7 +161,7 @@ class _OpenCalls:
         self._scripts = scripts
         self._open: dict[int, _Call] = {}
 
-    def join(self, item: tuple[Any, ...], evalsha: Evalsha, make: Callable[..., C], *args: Any) -> None:
+    def join(self, item: tuple[Any, ...], evalsha: Evalsha, make: Callable[..., _Call], *args: Any) -> None:
         """Add ``item`` to the tick's call of ``evalsha``, made as ``make(*args, evalsha)`` if there is none."""
         call = self._open.get(id(evalsha))
         if call is None:
