@@ -220,7 +220,9 @@ class Limiter:
             return None
         return asyncio.get_running_loop().create_task(self._finish(admission, settlement))
 
-    def _settled(self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[Any]) -> None:
+    def _settled(
+        self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[list[int]]
+    ) -> None:
         error = None if reply.cancelled() else reply.exception()
         if reply.cancelled() or isinstance(error, RedisError | OSError | TimeoutError):
             self._fail("settle", error or TimeoutError("cancelled"))
@@ -228,7 +230,7 @@ class Limiter:
         elif error is not None:
             LOG.error("settling admission %s failed", settlement.id, exc_info=error)
         else:
-            self._watch_budget(tenant, [int(v) for v in reply.result()], settlement.spend_micro)
+            self._watch_budget(tenant, reply.result(), settlement.spend_micro)
 
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
