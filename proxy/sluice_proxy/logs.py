@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 import time
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -58,30 +58,32 @@ def setup(level: str = "info") -> None:
 _ACCESS_HEAD = b'{"ts":"%%s","level":"info","logger":%s,"msg":"request"' % orjson.dumps(ACCESS_LOGGER.name)
 
 
-class AccessLog:
-    """One JSON line per request, written in batches.
+class Loggable(Protocol):
+    def log_fields(self) -> dict[str, Any]: ...
 
-    Lines are serialised at once but written once per batch window, so a busy proxy
-    makes one ``write`` per window instead of one per request. :meth:`flush` runs at
-    shutdown so no line is lost.
+
+class AccessLog:
+    """One JSON line per request, rendered and written in batches.
+
+    A request only queues its record and the time it finished; the lines are rendered
+    and written once per batch window, off the response's path and in one warm loop.
+    :meth:`flush` runs at shutdown so no line is lost.
     """
 
     WINDOW = 0.05
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream
-        self._pending: list[bytes] = []
+        self._pending: list[tuple[float, Loggable]] = []
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def enabled(self) -> bool:
         return ACCESS_LOGGER.isEnabledFor(logging.INFO)
 
-    def emit(self, fields: dict[str, Any]) -> None:
-        # The fixed head is spliced in front of the fields' JSON: one dict per line, not two.
-        body = orjson.dumps(fields, default=str)
-        head = _ACCESS_HEAD % timestamp(time.time()).encode()
-        self._pending.append(head + (b"," + body[1:] if len(body) > 2 else b"}") + b"\n")
+    def emit(self, record: Loggable) -> None:
+        """Queue ``record``'s line; its fields are read at the next flush."""
+        self._pending.append((time.time(), record))
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.WINDOW, self.flush)
 
@@ -89,7 +91,17 @@ class AccessLog:
         self._timer = None
         if not self._pending:
             return
-        data, self._pending = b"".join(self._pending), []
+        pending, self._pending = self._pending, []
+        lines = []
+        for epoch, record in pending:
+            try:
+                # The fixed head is spliced in front of the fields' JSON: one dict per line, not two.
+                body = orjson.dumps(record.log_fields(), default=str)
+            except Exception:  # one broken record must not take the batch's other lines with it
+                LOG.exception("an access log line could not be rendered")
+                continue
+            head = _ACCESS_HEAD % timestamp(epoch).encode()
+            lines.append(head + b"," + body[1:] + b"\n")
         stream = self._stream or sys.stderr.buffer
-        stream.write(data)
+        stream.write(b"".join(lines))
         stream.flush()

@@ -6,6 +6,7 @@ boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -151,6 +152,7 @@ def set_config_checksum(checksum: str) -> None:
 
 def exposition() -> bytes:
     """The Prometheus text format; under --workers, aggregated over every worker."""
+    _record_responses()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -207,8 +209,41 @@ def observe_response(
     cached_input_tokens: int,
     cost_usd: float | None,
 ) -> None:
-    """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
+    """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown.
+
+    Recorded after this event-loop turn, which writes the response first; a scrape
+    (:func:`exposition`) records what is still waiting.
+    """
     key = (operation, provider_type, provider, tenant, request_model, response_model)
+    _unrecorded.append(
+        (key, duration, time_to_first_token, input_tokens, output_tokens, cached_input_tokens, cost_usd)
+    )
+    if len(_unrecorded) == 1:
+        try:
+            asyncio.get_running_loop().call_soon(_record_responses)
+        except RuntimeError:  # no event loop (a script or a test): now
+            _record_responses()
+
+
+_Response = tuple[tuple[str, ...], float, float | None, int, int, int, float | None]
+_unrecorded: list[_Response] = []
+
+
+def _record_responses() -> None:
+    responses, _unrecorded[:] = list(_unrecorded), []
+    for response in responses:
+        _record_response(*response)
+
+
+def _record_response(
+    key: tuple[str, ...],
+    duration: float,
+    time_to_first_token: float | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+    cost_usd: float | None,
+) -> None:
     series = _child(_series, key, _ResponseSeries)
     series.duration.observe(duration)
     if time_to_first_token is not None:

@@ -18,6 +18,7 @@ from .state import ACCESS_LOG, CONTEXT, GATEWAY, RequestContext
 # Request ids: a random per-process prefix and a counter; unique without a syscall per request.
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
+_UNLOGGED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _request_id(request: web.Request) -> str:
@@ -30,10 +31,9 @@ def _request_id(request: web.Request) -> str:
 
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    ctx = RequestContext(_request_id(request))
+    ctx = RequestContext(_request_id(request), request.method, request.path)
     request[CONTEXT] = ctx
     metrics.INFLIGHT.inc()
-    status = 500
     try:
         try:
             waiting_for = request.app[GATEWAY].waiting_for
@@ -56,48 +56,20 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             ctx.error = "internal error"
             internal = GatewayError("the gateway failed to handle this request; it has been logged")
             response = _error_response(request, internal, ctx.request_id)
-        status = response.status
+        ctx.status = response.status
         return response
     finally:
         metrics.INFLIGHT.dec()
         if ctx.model or ctx.tenant:
             # The route, not the raw model name: clients cannot mint label values with 404s.
-            metrics.count_request(ctx.tenant, ctx.route, status)
-        _access_log(request, ctx, status)
+            metrics.count_request(ctx.tenant, ctx.route, ctx.status)
+        access_log = request.app[ACCESS_LOG]
+        if access_log.enabled and ctx.path not in _UNLOGGED_PATHS:
+            ctx.finished = time.perf_counter()
+            access_log.emit(ctx)
 
 
 def _error_response(request: web.Request, error: GatewayError, request_id: str) -> web.Response:
     headers = {"x-request-id": request_id, **error.headers}
     body = for_path(request.path).render_error(error)
     return web.Response(status=error.status, body=body, headers=headers, content_type="application/json")
-
-
-def _access_log(request: web.Request, ctx: RequestContext, status: int) -> None:
-    access_log = request.app[ACCESS_LOG]
-    if not access_log.enabled or request.path in ("/healthz", "/readyz", "/metrics"):
-        return
-    now = time.perf_counter()
-    usage = ctx.usage
-    access_log.emit(
-        {
-            "request_id": ctx.request_id,
-            "method": request.method,
-            "path": request.path,
-            "status": status,
-            "tenant": ctx.tenant or None,
-            "model": ctx.model or None,
-            "route": ctx.route or None,
-            "provider": ctx.provider or None,
-            "upstream_model": ctx.upstream_model or None,
-            "stream": ctx.stream,
-            "latency_ms": round((now - ctx.started) * 1000, 3),
-            "ttft_ms": None
-            if ctx.first_token_at is None
-            else round((ctx.first_token_at - ctx.started) * 1000, 3),
-            "input_tokens": usage.input_tokens if usage else None,
-            "output_tokens": usage.output_tokens if usage else None,
-            "usage_estimated": ctx.usage_estimated,
-            "cost_usd": ctx.cost_usd,
-            "error": ctx.error,
-        },
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -45,7 +46,11 @@ class RequestContext:
     """What the access log line says about one request; filled in as the request proceeds."""
 
     request_id: str
+    method: str
+    path: str
     started: float = field(default_factory=time.perf_counter)
+    finished: float = 0.0
+    status: int = 500
     tenant: str = ""
     model: str = ""
     route: str = ""
@@ -57,6 +62,31 @@ class RequestContext:
     usage_estimated: bool = False
     cost_usd: float | None = None
     error: str | None = None
+
+    def log_fields(self) -> dict[str, Any]:
+        """The access log line's fields, once the response is done."""
+        usage = self.usage
+        return {
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "tenant": self.tenant or None,
+            "model": self.model or None,
+            "route": self.route or None,
+            "provider": self.provider or None,
+            "upstream_model": self.upstream_model or None,
+            "stream": self.stream,
+            "latency_ms": round((self.finished - self.started) * 1000, 3),
+            "ttft_ms": None
+            if self.first_token_at is None
+            else round((self.first_token_at - self.started) * 1000, 3),
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "usage_estimated": self.usage_estimated,
+            "cost_usd": self.cost_usd,
+            "error": self.error,
+        }
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

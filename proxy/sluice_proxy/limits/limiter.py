@@ -99,6 +99,8 @@ class Limiter:
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
         self._background: set[asyncio.Future[Any]] = set()
+        self._unsettled: list[tuple[Admission, Usage | None, float | None]] = []
+        """Settlements made this event-loop turn, started once its responses are written."""
         # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
@@ -193,21 +195,42 @@ class Limiter:
 
     async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """Charge real usage and spend, free concurrency slots; later calls do nothing."""
-        if not admission.settled and (settling := self._begin_settling(admission, usage, cost_usd)):
+        if admission.settled:
+            return
+        admission.settled = True
+        if settling := self._begin_settling(admission, usage, cost_usd):
             # Done callbacks run in the order they were added, so _settled has run when wait returns.
             await asyncio.wait([settling])
 
     def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
-        """``settle`` in the background; ``close`` waits for it."""
-        if not admission.settled and (background := self._begin_settling(admission, usage, cost_usd)):
-            self._background.add(background)
-            background.add_done_callback(self._background.discard)
+        """``settle`` in the background, after this event-loop turn; ``close`` waits for it.
+
+        The turn writes the response first: settling is off the request's path. It still
+        reaches Redis before any later request of the same client is read.
+        """
+        if admission.settled:
+            return
+        admission.settled = True
+        self._unsettled.append((admission, usage, cost_usd))
+        if len(self._unsettled) == 1:
+            asyncio.get_running_loop().call_soon(self._settle_unsettled)
+
+    def _settle_unsettled(self) -> None:
+        unsettled, self._unsettled = self._unsettled, []
+        for admission, usage, cost_usd in unsettled:
+            try:
+                background = self._begin_settling(admission, usage, cost_usd)
+            except Exception:  # one failure must not drop the others' usage
+                LOG.exception("settling admission %s failed", admission.id)
+                continue
+            if background is not None:
+                self._background.add(background)
+                background.add_done_callback(self._background.discard)
 
     def _begin_settling(
         self, admission: Admission, usage: Usage | None, cost_usd: float | None
     ) -> asyncio.Future[Any] | None:
         """What is left to wait for, or None when settling is done already."""
-        admission.settled = True
         settlement = self._settlement(admission, usage, cost_usd)
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
             # The common case needs no task: the reply's callback does the rest.
@@ -371,6 +394,7 @@ class Limiter:
 
     async def close(self) -> None:
         """Wait for background settlements, stop probing, close the pool."""
+        self._settle_unsettled()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._probe is not None:
