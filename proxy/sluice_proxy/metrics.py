@@ -6,12 +6,13 @@ boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from .turns import AfterTurn
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -152,7 +153,7 @@ def set_config_checksum(checksum: str) -> None:
 
 def exposition() -> bytes:
     """The Prometheus text format; under --workers, aggregated over every worker."""
-    _record_responses()
+    _unrecorded.drain()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -186,6 +187,8 @@ class _ResponseSeries:
 
 
 _series: dict[tuple[str, ...], _ResponseSeries] = {}
+_Response = tuple[tuple[str, ...], float, float | None, int, int, int, float | None]
+"""The series' key, then ``observe_response``'s figures in order."""
 _budget_used: dict[tuple[str, ...], Gauge] = {}
 
 
@@ -215,35 +218,13 @@ def observe_response(
     (:func:`exposition`) records what is still waiting.
     """
     key = (operation, provider_type, provider, tenant, request_model, response_model)
-    _unrecorded.append(
+    _unrecorded.add(
         (key, duration, time_to_first_token, input_tokens, output_tokens, cached_input_tokens, cost_usd)
     )
-    if len(_unrecorded) == 1:
-        try:
-            asyncio.get_running_loop().call_soon(_record_responses)
-        except RuntimeError:  # no event loop (a script or a test): now
-            _record_responses()
 
 
-_Response = tuple[tuple[str, ...], float, float | None, int, int, int, float | None]
-_unrecorded: list[_Response] = []
-
-
-def _record_responses() -> None:
-    responses, _unrecorded[:] = list(_unrecorded), []
-    for response in responses:
-        _record_response(*response)
-
-
-def _record_response(
-    key: tuple[str, ...],
-    duration: float,
-    time_to_first_token: float | None,
-    input_tokens: int,
-    output_tokens: int,
-    cached_input_tokens: int,
-    cost_usd: float | None,
-) -> None:
+def _record_response(response: _Response) -> None:
+    key, duration, time_to_first_token, input_tokens, output_tokens, cached_input_tokens, cost_usd = response
     series = _child(_series, key, _ResponseSeries)
     series.duration.observe(duration)
     if time_to_first_token is not None:
@@ -262,3 +243,6 @@ def _record_response(
         series.pricing_unknown.inc()  # never a silent 0
     elif cost_usd:
         series.cost.inc(cost_usd)
+
+
+_unrecorded = AfterTurn(_record_response, "recording a response's metrics")

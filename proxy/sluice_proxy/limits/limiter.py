@@ -46,6 +46,7 @@ from ..config.schema import RedisSettings
 from ..errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from ..providers.base import Usage
 from ..runtime import RuntimeRoute, RuntimeTenant
+from ..turns import AfterTurn
 from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
 from .keys import MICRO, USAGE_PERIODS, Period, current_periods, period_end, usage_key_in
@@ -99,7 +100,7 @@ class Limiter:
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
         self._background: set[asyncio.Future[Any]] = set()
-        self._unsettled: list[tuple[Admission, Usage | None, float | None]] = []
+        self._unsettled = AfterTurn(self._settle_unsettled, "settling an admission")
         """Settlements made this event-loop turn, started once its responses are written."""
         # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
@@ -211,21 +212,12 @@ class Limiter:
         if admission.settled:
             return
         admission.settled = True
-        self._unsettled.append((admission, usage, cost_usd))
-        if len(self._unsettled) == 1:
-            asyncio.get_running_loop().call_soon(self._settle_unsettled)
+        self._unsettled.add((admission, usage, cost_usd))
 
-    def _settle_unsettled(self) -> None:
-        unsettled, self._unsettled = self._unsettled, []
-        for admission, usage, cost_usd in unsettled:
-            try:
-                background = self._begin_settling(admission, usage, cost_usd)
-            except Exception:  # one failure must not drop the others' usage
-                LOG.exception("settling admission %s failed", admission.id)
-                continue
-            if background is not None:
-                self._background.add(background)
-                background.add_done_callback(self._background.discard)
+    def _settle_unsettled(self, unsettled: tuple[Admission, Usage | None, float | None]) -> None:
+        if background := self._begin_settling(*unsettled):
+            self._background.add(background)
+            background.add_done_callback(self._background.discard)
 
     def _begin_settling(
         self, admission: Admission, usage: Usage | None, cost_usd: float | None
@@ -394,7 +386,7 @@ class Limiter:
 
     async def close(self) -> None:
         """Wait for background settlements, stop probing, close the pool."""
-        self._settle_unsettled()
+        self._unsettled.drain()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._probe is not None:
