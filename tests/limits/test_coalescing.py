@@ -134,3 +134,22 @@ async def test_a_burst_beyond_one_call_is_split_in_order(limiter: Limiter, redis
     # The second call found the first's charges: the remaining count runs on across the split.
     remaining = [int(a.headers["x-ratelimit-remaining-requests"]) for a in admitted]
     assert remaining == list(range(MAX_PER_CALL + 8, -1, -1))
+
+
+async def test_counts_in_the_hundreds_of_trillions_stay_exact_integers(
+    limiter: Limiter, redis_server: RedisServer
+) -> None:
+    # The scripts compute in Lua numbers (doubles) and write the results: digits, never "1.2e+14".
+    (tenant,), route = make_runtime({"limits": {"tokensPerMinute": 10**16}})
+    big = 123_456_789_012_345  # tokens, and micro-dollars of spend ($123M)
+    for _ in range(2):
+        admission = await limiter.admit(tenant, route, estimated_tokens=big)
+        await limiter.settle(admission, Usage(input_tokens=big), big / 1_000_000)
+    with redis_server.client() as client:
+        window = next(k for k in client.keys("*tpm"))
+        usage = client.hgetall(next(k for k in client.keys("*usage:day*")))
+        assert client.hget(window, "sum") == str(2 * big).encode()
+        assert usage[b"spend_micro"] == str(2 * big).encode()
+        assert usage[b"input_tokens"] == str(2 * big).encode()
+    snapshot = await limiter.snapshot(tenant)
+    assert snapshot["day"]["spend_usd"] == pytest.approx(2 * big / 1_000_000)

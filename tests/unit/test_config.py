@@ -80,6 +80,11 @@ BASE = "providers: [{name: openai-main, type: openai, apiKey: {value: k}}, {name
             "tenants: [{name: t, keys: [{value: sk-12345678}]}, {name: u, keys: [{value: sk-12345678}]}]",
             "tenants[1].keys[0]: the same key is already given to tenant 't'",
         ),
+        (
+            "tenants: [{name: t, keys: [{value: sk-12345678}],"
+            " modelLimits: [{model: m, requestsPerMinute: 5}, {model: m, tokensPerMinute: 9}]}]",
+            "tenants[0].modelLimits[1].model: model 'm' has limits already; put them in one entry",
+        ),
     ],
 )
 def test_errors_name_the_path(text: str, expected: str) -> None:

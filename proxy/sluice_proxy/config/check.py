@@ -134,6 +134,16 @@ def check(config: SluiceConfig) -> list[Problem]:
                     Problem(path, f"the same key is already given to tenant '{key_owner[digest]}'")
                 )
             key_owner[digest] = tenant.name
+        limited: set[str] = set()
+        for j, model_limits in enumerate(tenant.model_limits):
+            if model_limits.model in limited:
+                problems.append(
+                    Problem(
+                        f"tenants[{i}].modelLimits[{j}].model",
+                        f"model '{model_limits.model}' has limits already; put them in one entry",
+                    )
+                )
+            limited.add(model_limits.model)
         for j, allowed in enumerate(tenant.routes):
             if allowed != "*" and allowed not in routed:
                 problems.append(
