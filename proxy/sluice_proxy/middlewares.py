@@ -6,14 +6,14 @@ import itertools
 import os
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from . import metrics
 from .errors import GatewayError, ServiceUnavailableError
 from .ingress import for_path
 from .logs import LOG
-from .state import ACCESS_LOG, CONTEXT, GATEWAY, RequestContext
+from .state import ACCESS_LOG, CONTEXT, GATEWAY, SERVER, RequestContext
 
 # Request ids: a random per-process prefix and a counter; unique without a syscall per request.
 _ID_PREFIX = os.urandom(6).hex()
@@ -57,6 +57,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             internal = GatewayError("the gateway failed to handle this request; it has been logged")
             response = _error_response(request, internal, ctx.request_id)
         ctx.status = response.status
+        if not response.prepared:  # a stream's headers are out already, with SERVER among them
+            response.headers[hdrs.SERVER] = SERVER
         return response
     finally:
         metrics.INFLIGHT.dec()

@@ -15,6 +15,9 @@ from .providers import Usage
 from .runtime import RuntimeConfig
 from .upstream import Upstream
 
+SERVER = "sluice"
+"""The ``Server`` header of every response: no library or Python version for scanners to match."""
+
 
 class Gateway:
     """What every request needs: the current config snapshot and the long-lived clients."""

@@ -11,9 +11,15 @@ from .errors import GatewayError, UpstreamError
 from .fallback import Opened
 from .ingress import ChatCall, Ingress
 from .providers import Usage
+from .state import SERVER
 from .tokens import estimate_prompt_tokens
 
-STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "Server": SERVER,
+}
 
 
 class _EventStream(web.StreamResponse):

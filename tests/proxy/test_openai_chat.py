@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import openai
 import pytest
@@ -111,6 +112,19 @@ def test_embeddings(proxy: ProxyProcess, fake_openai: Upstream) -> None:
     assert len(result.data) == 2
     assert fake.requests[-1].path == "/v1/embeddings"
     assert fake.requests[-1].body["model"] == "gpt-4o-2024-08-06"
+
+
+def test_every_response_names_sluice_as_its_server_and_no_versions(proxy: ProxyProcess) -> None:
+    messages: list[Any] = [{"role": "user", "content": "hi"}]
+    answered = client(proxy).chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+    with client(proxy).chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=messages, stream=True
+    ) as streamed:
+        stream_server = streamed.headers["server"]
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client(proxy, key="sk-not-a-gateway-key").models.list()
+    servers = [answered.headers["server"], stream_server, refused.value.response.headers["server"]]
+    assert servers == ["sluice", "sluice", "sluice"]
 
 
 def test_access_log_has_one_json_line_without_secrets(proxy: ProxyProcess) -> None:
