@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import machine, report, stack
 from .harness import Bench, Settings
-from .scenarios import SCENARIOS
+from .scenarios import OPT_IN, SCENARIOS
 
 TOOLS = ("wrk", "redis-server", "taskset")
 NOISE_CORES = 0.1
@@ -25,7 +25,9 @@ NOISE_CORES = 0.1
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__)
     parser.add_argument(
-        "--only", help=f"comma-separated scenarios to run (default: all): {','.join(SCENARIOS)}"
+        "--only",
+        help=f"comma-separated scenarios to run (default: all but {','.join(sorted(OPT_IN))}): "
+        f"{','.join(SCENARIOS)}",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes and short durations (< 1 min)")
     parser.add_argument(
@@ -98,9 +100,16 @@ def _run_scenario(name: str, bench: Bench, record: report.Record) -> bool:
     return ok
 
 
+def chosen_scenarios(only: str | None) -> list[str]:
+    """The scenarios ``--only`` names, in its order; without it, all but the opt-in ones."""
+    if not only:
+        return [name for name in SCENARIOS if name not in OPT_IN]
+    return [name.strip() for name in only.split(",")]
+
+
 def main() -> int:
     args = parse_args()
-    chosen = list(SCENARIOS) if not args.only else [name.strip() for name in args.only.split(",")]
+    chosen = chosen_scenarios(args.only)
     if unknown := [name for name in chosen if name not in SCENARIOS]:
         print(
             f"--only: unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",

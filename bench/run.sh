@@ -8,6 +8,9 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v taskset >/dev/null || missing+=(util-linux)
+if [[ " $* " == *instructions* ]]; then
+  command -v valgrind >/dev/null || missing+=(valgrind)  # the opt-in instruction count
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"

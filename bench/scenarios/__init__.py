@@ -9,6 +9,7 @@ from ..report import Row
 from . import (
     config_scale,
     footprint,
+    instructions,
     large_prompts,
     long_streams,
     overhead,
@@ -32,5 +33,8 @@ SCENARIOS: dict[str, Scenario] = {
         large_prompts,
         workers,
         profile,
+        instructions,
     )
 }
+OPT_IN = frozenset({instructions.NAME})
+"""Run only when named in ``--only``: slow (valgrind), and not installed by ``run.sh``."""

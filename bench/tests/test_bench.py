@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from bench import sluice_config
+from bench.__main__ import chosen_scenarios
 from bench.loadgen import percentiles, run_sequential
 from bench.processes import Service, free_port, python, start
+from bench.scenarios.instructions import read_instructions
 from bench.scenarios.profile import top_functions
 from bench.wire import ResponseParser, connect, exchange, render_post
 from sluice_proxy.config import loads
@@ -136,3 +138,16 @@ def test_unlimited_config_has_no_redis_limits_or_budgets() -> None:
     runtime = compile_config(loads(yaml.safe_dump(config)))
     assert "redis" not in config
     assert all(t.spec.limits is None and t.spec.budget is None for t in runtime.tenants_by_key_hash.values())
+
+
+def test_cachegrind_summary_gives_the_instruction_count(tmp_path: Path) -> None:
+    report = tmp_path / "cachegrind.txt"
+    report.write_text(
+        "==12== Cachegrind, a cache and branch-prediction profiler\n==12== \n==12== I   refs:      2,210,816,829\n"
+    )
+    assert read_instructions(report) == 2_210_816_829
+
+
+def test_the_instruction_count_runs_only_when_named() -> None:
+    assert "instructions" not in chosen_scenarios(None)
+    assert chosen_scenarios("overhead, instructions") == ["overhead", "instructions"]
