@@ -216,3 +216,18 @@ def test_cache_hits_are_free_isolated_per_tenant_and_stream(
     assert len(fake.requests) == 3
     assert proxy.metric("sluice_cache_requests_total", result="hit") == 2
     assert _usage(proxy)["day"]["requests"] == 2  # the miss and the warm request; hits are free
+
+
+def test_a_client_one_request_at_a_time_never_meets_a_concurrency_limit_of_one(
+    fake_openai: Upstream, redis_server: RedisServer, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    """Each response's slot is freed (after its turn) before the client's next request is admitted."""
+    config = limited_config(fake_openai[1].url, redis_server, {"limits": {"concurrency": 1}}, timeout="1s")
+    proxy = start_proxy(config)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=TENANT_KEY, max_retries=0)
+    for i in range(30):  # streamed and not, back to back on one connection
+        if i % 2:
+            chunks = list(client.chat.completions.create(model="gpt-4o", messages=PROMPT, stream=True))
+            assert any(chunk.choices for chunk in chunks)  # read to its end: the stream is over
+        else:
+            assert client.chat.completions.create(model="gpt-4o", messages=PROMPT).choices
