@@ -81,11 +81,12 @@ class Service:
     def cpu_seconds(self) -> float:
         return sum(_cpu(pid) for pid in (self.pid, *_children(self.pid)))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, and SIGKILL after ``timeout`` seconds."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)

@@ -127,6 +127,19 @@ class Stack:
         return path
 
 
+def passthrough_argv(port: int, upstream_port: int) -> list[str]:
+    """The bare pass-through on ``port`` in front of the mock upstream."""
+    return [
+        python(),
+        "-m",
+        "bench.passthrough",
+        "--port",
+        str(port),
+        "--upstream",
+        f"http://127.0.0.1:{upstream_port}",
+    ]
+
+
 def readyz_checksum(port: int) -> str | None:
     answer = http_get(port, "/readyz")
     if answer is None or answer[0] != 200:
@@ -172,11 +185,11 @@ def running(workdir: Path, layout: Layout, shape: StreamShape, *, limited: bool 
         bare_port = free_port()
         bare = start(
             "bare",
-            [python(), "-m", "bench.passthrough", "--port", str(bare_port), "--upstream", f"http://127.0.0.1:{upstream_port}"],
+            passthrough_argv(bare_port, upstream_port),
             port=bare_port,
             cpus=layout.server,
             log=workdir / "bare.log",
-        )  # fmt: skip
+        )
         services.append(bare)
         sluice = stack.start_sluice(stack.write_config(workdir / "sluice.yaml"))
         services.append(sluice)

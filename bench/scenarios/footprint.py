@@ -8,6 +8,7 @@ from typing import Any
 from ..harness import Bench, Sampler, row
 from ..processes import Service, free_port, python, start
 from ..report import Row
+from ..stack import passthrough_argv
 
 NAME = "footprint"
 MIB = 1024 * 1024
@@ -22,15 +23,7 @@ def _fresh(bench: Bench, name: str) -> Service:
         argv = [python(), "-m", "bench.upstream", "--port", str(port)]
         cpus = stack.layout.upstream
     else:
-        argv = [
-            python(),
-            "-m",
-            "bench.passthrough",
-            "--port",
-            str(port),
-            "--upstream",
-            f"http://127.0.0.1:{stack.upstream.port}",
-        ]
+        argv = passthrough_argv(port, stack.upstream.port)
         cpus = stack.layout.server
     return start(f"{name}-fresh", argv, port=port, cpus=cpus, log=stack.workdir / f"{name}-fresh.log")
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 from ..harness import Bench, row
-from ..processes import free_port, python, start
+from ..processes import free_port, start
 from ..report import Row
+from ..stack import passthrough_argv
 
 NAME = "instructions"
 _I_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -39,8 +38,7 @@ def _argv(bench: Bench, name: str, port: int) -> list[str]:
     stack = bench.stack
     if name == "sluice":
         return stack.sluice_argv(stack.workdir / "sluice.yaml", port)
-    upstream = f"http://127.0.0.1:{stack.upstream.port}"
-    return [python(), "-m", "bench.passthrough", "--port", str(port), "--upstream", upstream]
+    return passthrough_argv(port, stack.upstream.port)
 
 
 def _count(bench: Bench, name: str, requests: int) -> int:
@@ -70,13 +68,7 @@ def _count(bench: Bench, name: str, requests: int) -> int:
         if served["completed"] != requests:
             raise RuntimeError(f"{name} under valgrind served {served['completed']} of {requests} requests")
     finally:
-        # A clean exit writes the summary: SIGTERM, then as long as valgrind needs.
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait(timeout=10)
+        service.stop(timeout=120)  # a clean exit writes the summary: as long as valgrind needs
     return read_instructions(report)
 
 
