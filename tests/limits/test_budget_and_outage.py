@@ -146,3 +146,18 @@ async def test_without_redis_the_same_limits_apply_in_process() -> None:
     report = await limiter.snapshot(tenant)
     assert report["month"]["spend_usd"] == 1.0 and not report["limiter_degraded"]
     await limiter.close()
+
+
+async def test_close_waits_for_the_settlements_still_on_their_way(redis_server: RedisServer) -> None:
+    """A replica shutting down still lands the usage of the requests it just answered."""
+    (tenant,), route = make_runtime({"budget": {"usd": 10, "period": "month"}})
+    limiter = await Limiter.start(RedisSettings(url=redis_server.url, timeout="2s"))
+    for _ in range(20):
+        admission = await limiter.admit(tenant, route, estimated_tokens=0)
+        limiter.settle_soon(admission, Usage(input_tokens=1, output_tokens=1), 0.01)
+    await limiter.close()
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        assert await read_spend(client, "team-0", "month") == 200_000
+    finally:
+        await client.aclose()

@@ -11,8 +11,8 @@ import pytest
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import RateLimitError
 from sluice_proxy.limits import Limiter
+from sluice_proxy.limits.batch import ScriptCall
 from sluice_proxy.limits.headers import go_duration
-from sluice_proxy.limits.redis_store import MAX_PER_CALL
 from sluice_proxy.providers.base import Usage
 from tests.limits.conftest import make_runtime
 from tests.redis_server import RedisServer
@@ -119,21 +119,21 @@ async def test_each_settlement_of_a_call_sees_the_spend_up_to_it(
 
 async def test_a_burst_beyond_one_call_is_split_in_order(limiter: Limiter, redis_server: RedisServer) -> None:
     (tenant,), route = make_runtime(
-        {"limits": {"requestsPerMinute": MAX_PER_CALL + 10, "concurrency": 10_000}}
+        {"limits": {"requestsPerMinute": ScriptCall.MAX_ITEMS + 10, "concurrency": 10_000}}
     )
     await limiter.admit(tenant, route, estimated_tokens=0)  # the scripts are loaded
     _reset_stats(redis_server)
-    burst = MAX_PER_CALL + 40
+    burst = ScriptCall.MAX_ITEMS + 40
     results = await asyncio.gather(
         *(limiter.admit(tenant, route, estimated_tokens=0) for _ in range(burst)), return_exceptions=True
     )
     assert _script_calls(redis_server) == 2
     admitted = [r for r in results if not isinstance(r, BaseException)]
-    assert len(admitted) == MAX_PER_CALL + 9  # one went before the burst
-    assert all(isinstance(r, RateLimitError) for r in results[MAX_PER_CALL + 9 :])
+    assert len(admitted) == ScriptCall.MAX_ITEMS + 9  # one went before the burst
+    assert all(isinstance(r, RateLimitError) for r in results[ScriptCall.MAX_ITEMS + 9 :])
     # The second call found the first's charges: the remaining count runs on across the split.
     remaining = [int(a.headers["x-ratelimit-remaining-requests"]) for a in admitted]
-    assert remaining == list(range(MAX_PER_CALL + 8, -1, -1))
+    assert remaining == list(range(ScriptCall.MAX_ITEMS + 8, -1, -1))
 
 
 async def test_counts_in_the_hundreds_of_trillions_stay_exact_integers(

@@ -15,6 +15,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
 from sluice_proxy.limits.pipe import PipeClosedError, open_pipe
+from tests.limits.script_calls import run
 from tests.proxy_process import free_port, wait_until
 
 PASSWORD = "s3cret-redis-pass"
@@ -105,7 +106,7 @@ async def test_scripts_run_over_tls(secured_redis: SecuredRedis) -> None:
     pipeline = ScriptPipeline(client, url, timeout=5.0)
     try:
         count = Evalsha(pipeline.load(COUNT), ["k"])
-        assert [await pipeline(count), await pipeline(count)] == [1, 2]
+        assert [await run(pipeline, count), await run(pipeline, count)] == [1, 2]
     finally:
         pipeline.close()
         await client.aclose()

@@ -7,6 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
+from tests.limits.script_calls import run
 from tests.redis_server import RedisServer
 
 COUNT = "return redis.call('INCR', KEYS[1])"
@@ -22,9 +23,9 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
         append = Evalsha(pipeline.load(APPEND), ["appended"])
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
-            pipeline(count),
-            pipeline(append, "x"),
-            pipeline(count),
+            run(pipeline, count),
+            run(pipeline, append, "x"),
+            run(pipeline, count),
         )
         assert replies == [1, 1, 2]
         assert int(await redis.get("counted") or 0) == 2

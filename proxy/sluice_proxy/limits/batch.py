@@ -1,30 +1,27 @@
 """Script calls made in the same event-loop tick go to Redis as one write.
 
 A burst of N concurrent requests (admissions and settlements alike) then costs one write and
-one round trip instead of N of each. Each caller awaits its own future, which the
-connection's reply resolves directly: no task and no ``asyncio.timeout`` per batch, because
-on Python 3.11 each of those asks ``get_running_loop()``, a ``getpid`` system call. The
-batch's one deadline (``redis.timeout``, checked by one sweep with every other batch's)
-bounds every caller's wait. Batches travel on one pipelined connection (:mod:`.pipe`), so a
-slow batch does not hold up the next tick's.
+one round trip instead of N of each. Requests of the same script template (one tenant and
+route) join one :class:`ScriptCall`, and the connection hands each call its reply directly:
+no future, task or ``asyncio.timeout`` between them, because each of those is another
+event-loop callback or, on Python 3.11, a ``getpid`` system call. One sweep of the writes
+still unanswered bounds every caller's wait by ``redis.timeout``. Writes travel on one
+pipelined connection (:mod:`.pipe`), so a slow write does not hold up the next tick's.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from ..deadlines import Deadlines
-from .pipe import PipeClosedError, RedisPipe, Sink, open_pipe, settle
-
-Call = tuple[AsyncScript, bytes, asyncio.Future[Any]]
-"""A script, its packed EVALSHA command, and the caller's future."""
+from .pipe import PipeClosedError, RedisPipe, open_pipe
 
 
 def packed_args(values: Sequence[str | int]) -> bytes:
@@ -48,49 +45,57 @@ class Evalsha:
         self._fixed = 3 + len(keys) + len(before)
         self._head = packed_args(("EVALSHA", script.sha, len(keys), *keys, *before))
 
-    def pack(self, *values: str | int) -> bytes:
+    def pack(self, values: Sequence[str | int]) -> bytes:
         """The whole command: the fixed arguments, then ``values``."""
         return b"*%d\r\n" % (self._fixed + len(values)) + self._head + packed_args(values)
 
 
-class _Batch:
-    """The calls of one tick: resolves their futures as replies come, fails the rest at the deadline."""
+class ScriptCall:
+    """One script call, the items that joined it this tick, and what to do with its reply.
 
-    __slots__ = ("_deadlines", "_pipeline", "calls", "pending")
+    The connection calls the object with the reply, or with the RedisError or the
+    connection error it became; a NOSCRIPT reply sends the call once more, after a load.
+    """
 
-    def __init__(self, pipeline: ScriptPipeline, calls: list[Call], deadlines: Deadlines) -> None:
-        self._pipeline = pipeline
-        self.calls = calls
-        self.pending = len(calls)
-        self._deadlines = deadlines
-        deadlines.add(self, deadlines.loop.time() + pipeline.timeout, self._expire)
+    __slots__ = ("evalsha", "items", "pipeline", "retried")
 
-    def sink(self, call: Call, *, may_retry: bool) -> Sink:
-        """The reply handler of one call; a NOSCRIPT reply is sent back to the pipeline once."""
+    MAX_ITEMS = 256
+    """Items one call carries at most: a script holds Redis while it runs, and Lua's ``unpack``
+    (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 
-        def receive(reply: Any) -> None:
-            if may_retry and isinstance(reply, NoScriptError):
-                self._pipeline.retry(self, call)
+    def __init__(self, pipeline: ScriptPipeline, evalsha: Evalsha) -> None:
+        self.pipeline = pipeline
+        self.evalsha = evalsha
+        self.items: list[Any] = []
+        self.retried = False
+
+    def arguments(self) -> list[str | int] | None:
+        """The items' own script arguments, in order; None when no item wants the call any more."""
+        raise NotImplementedError
+
+    def deliver(self, result: Any) -> None:
+        """Give each item its part of the script's result."""
+        raise NotImplementedError
+
+    def fail(self, error: BaseException) -> None:
+        """Tell each item the call failed."""
+        raise NotImplementedError
+
+    def __call__(self, reply: Any) -> None:
+        if isinstance(reply, BaseException):
+            if isinstance(reply, NoScriptError) and not self.retried:
+                self.retried = True
+                self.pipeline.retry(self)
             else:
-                self.resolve(call[2], reply)
+                self.fail(reply)
+            return
+        try:
+            self.deliver(reply)
+        except Exception as malformed:  # not the script's shape: no caller may wait forever
+            self.fail(malformed)
 
-        return receive
 
-    def resolve(self, future: asyncio.Future[Any], reply: Any) -> None:
-        if settle(future, reply):
-            self.pending -= 1
-            if not self.pending:
-                self._deadlines.discard(self)
-
-    def fail(self, error: BaseException, calls: list[Call]) -> None:
-        for _, _, future in calls:
-            self.resolve(future, error)
-
-    def _expire(self) -> None:
-        if self.pending:
-            # Replies that never came may be stuck behind a half-open connection: start afresh.
-            self._pipeline.close()
-            self.fail(TimeoutError(f"Redis did not answer within {self._pipeline.timeout}s"), self.calls)
+C = TypeVar("C", bound=ScriptCall)
 
 
 class ScriptPipeline:
@@ -100,93 +105,130 @@ class ScriptPipeline:
         self.redis = redis
         self.url = url
         self.timeout = timeout
-        self._queue: list[Call] = []
-        self._preparers: list[Callable[[], None]] = []
+        self._open: dict[Evalsha, ScriptCall] = {}
+        """This tick's calls still taking items, one per template, in the order they opened."""
+        self._ready: list[ScriptCall] = []
+        """This tick's calls taking no more items; they go first."""
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deadlines: Deadlines | None = None
+        self._tick = max(0.001, min(0.05, timeout / 4))
+        """How often unanswered writes are checked: a timeout fires at most this late."""
+        self._unanswered: deque[tuple[float, RedisPipe, int]] = deque()
+        """Per write: its deadline, its connection, and the connection's ``sent`` after it."""
+        self._sweep_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pipe: RedisPipe | None = None
         self._connecting: asyncio.Task[RedisPipe] | None = None
+        self._closed = False
 
     def load(self, source: str) -> AsyncScript:
         return self.redis.register_script(source)
 
-    def __call__(self, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
-        """Run ``evalsha`` with its variable ``values``, in one write with this tick's other calls."""
-        future: asyncio.Future[Any] = self._schedule().create_future()
-        self._queue.append((evalsha.script, evalsha.pack(*values), future))
-        return future
+    def join(self, evalsha: Evalsha, make: Callable[..., C], *args: Any) -> C:
+        """This tick's call of ``evalsha`` for one more item, opened as ``make(self, evalsha, *args)``."""
+        call = self._open.get(evalsha)
+        if call is None or len(call.items) >= ScriptCall.MAX_ITEMS:
+            if call is not None:  # full: it goes ahead of the tick's later calls
+                self._ready.append(call)
+            call = self._open[evalsha] = make(self, evalsha, *args)
+            self._schedule()
+        return call  # type: ignore[return-value]
 
-    def before_write(self, prepare: Callable[[], None]) -> None:
-        """Run ``prepare`` once, just before this tick's write; the calls it makes go in that write."""
+    def send(self, call: ScriptCall) -> None:
+        """``call`` alone, in this tick's write."""
+        self._ready.append(call)
         self._schedule()
-        self._preparers.append(prepare)
 
-    def _schedule(self) -> asyncio.AbstractEventLoop:
+    def _schedule(self) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()  # once: each call of it is a getpid
             self._flush_scheduled = False  # one scheduled on a closed loop never runs
-            # One sweep bounds every batch in flight; it fires at most a quarter of the timeout late.
-            self._deadlines = Deadlines(loop, tick=max(0.001, min(0.05, self.timeout / 4)))
+            self._unanswered.clear()
+            self._sweep_timer = None
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)  # after every caller of this tick has queued
-        return loop
+            loop.call_soon(self._flush)  # after every caller of this tick has joined
 
     def _flush(self) -> None:
-        assert self._deadlines is not None
         self._flush_scheduled = False
-        preparers, self._preparers = self._preparers, []
-        for prepare in preparers:
-            prepare()
-        if not self._queue:
-            return
-        batch = _Batch(self, self._queue, self._deadlines)
-        self._queue = []
-        self._send(batch, batch.calls, may_retry=True)
+        calls = self._ready
+        calls += self._open.values()
+        self._ready, self._open = [], {}
+        self._send(calls)
 
-    def _send(self, batch: _Batch, calls: list[Call], *, may_retry: bool) -> None:
-        # A caller whose deadline passed while this waited for a connection has given up (and may
-        # have fallen back to the local limiter): its script must not run late.
-        calls = [call for call in calls if not call[2].done()]
-        if not calls:
+    def _send(self, calls: list[ScriptCall]) -> None:
+        commands, sent = [], []
+        for call in calls:
+            # An item whose caller gave up (its deadline passed while this waited for a
+            # connection, and it may have fallen back to the local limiter) must not run late.
+            arguments = call.arguments()
+            if arguments is not None:
+                commands.append(call.evalsha.pack(arguments))
+                sent.append(call)
+        if not sent:
             return
         pipe = self._pipe
         if pipe is None or pipe.closed:
-            self._spawn(self._send_when_connected(batch, calls, may_retry=may_retry))
+            self._spawn(self._send_when_connected(sent))
             return
         try:
-            pipe.send_to(
-                [call[1] for call in calls], [batch.sink(call, may_retry=may_retry) for call in calls]
-            )
+            pipe.send_to(commands, sent)
         except PipeClosedError as error:
-            batch.fail(error, calls)
-
-    async def _send_when_connected(self, batch: _Batch, calls: list[Call], *, may_retry: bool) -> None:
-        try:
-            await self._connection()
-        except Exception as error:  # refused, TLS, AUTH: every caller hears it now, not at the deadline
-            batch.fail(error, calls)
+            for call in sent:
+                call.fail(error)
             return
-        self._send(batch, calls, may_retry=may_retry)
+        assert self._loop is not None
+        self._unanswered.append((self._loop.time() + self.timeout, pipe, pipe.sent))
+        if self._sweep_timer is None:
+            self._sweep_timer = self._loop.call_later(self._tick, self._sweep)
 
-    def retry(self, batch: _Batch, call: Call) -> None:
+    def _sweep(self) -> None:
+        """Fail what the oldest unanswered write still owes once its deadline has passed."""
+        assert self._loop is not None
+        unanswered, now = self._unanswered, self._loop.time()
+        while unanswered:
+            deadline, pipe, last = unanswered[0]
+            if pipe.closed or pipe.received >= last:
+                unanswered.popleft()
+            elif deadline <= now:
+                # Replies that never came may be stuck behind a half-open connection: start afresh.
+                if self._pipe is pipe:
+                    self._pipe = None
+                pipe.close(TimeoutError(f"Redis did not answer within {self.timeout}s"))
+            else:
+                break
+        self._sweep_timer = self._loop.call_later(self._tick, self._sweep) if unanswered else None
+
+    async def _send_when_connected(self, calls: list[ScriptCall]) -> None:
+        if self._closed:  # closed for good: no new connection for what comes late
+            for call in calls:
+                call.fail(PipeClosedError("the limiter's Redis connection is closed"))
+            return
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._connection()
+        except Exception as error:  # refused, TLS, AUTH, timeout: every caller hears it now
+            for call in calls:
+                call.fail(error)
+            return
+        self._send(calls)
+
+    def retry(self, call: ScriptCall) -> None:
         """Redis restarted, flushed its scripts, or has not seen this one yet: load it, run the call again.
 
         Only calls that got NOSCRIPT run again: the others already ran, and an admission
         run twice would be counted twice.
         """
-        self._spawn(self._load_and_send(batch, call))
+        self._spawn(self._load_and_send(call))
 
-    async def _load_and_send(self, batch: _Batch, call: Call) -> None:
+    async def _load_and_send(self, call: ScriptCall) -> None:
         try:
-            await self.redis.script_load(call[0].script)
+            await self.redis.script_load(call.evalsha.script.script)
         except Exception as error:
-            batch.fail(error, [call])
+            call.fail(error)
             return
-        self._send(batch, [call], may_retry=False)
+        self._send([call])
 
     def _spawn(self, coroutine: Any) -> None:
         assert self._loop is not None
@@ -197,7 +239,7 @@ class ScriptPipeline:
     async def _connection(self) -> RedisPipe:
         if self._pipe is not None and not self._pipe.closed:
             return self._pipe
-        if self._connecting is None:  # one connect shared by every batch that waits for it
+        if self._connecting is None:  # one connect shared by every call that waits for it
             self._connecting = asyncio.get_running_loop().create_task(open_pipe(self.url))
             self._connecting.add_done_callback(self._connected)
         return await asyncio.shield(self._connecting)
@@ -208,6 +250,10 @@ class ScriptPipeline:
             self._pipe = task.result()
 
     def close(self) -> None:
+        self._closed = True
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None

@@ -51,7 +51,7 @@ from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
 from .keys import MICRO, USAGE_PERIODS, Period, current_periods, period_end, usage_key_in
 from .local_store import LocalStore
-from .redis_store import RedisStore
+from .redis_store import RedisStore, Spends
 from .report import usage_report
 from .store import Decision, Settlement, Store
 
@@ -99,8 +99,13 @@ class Limiter:
         """Consecutive Redis timeouts; degraded mode starts at TIMEOUTS_BEFORE_DEGRADED."""
         self._probe: asyncio.Task[None] | None = None
         self._pending: deque[Settlement] = deque()
-        self._background: set[asyncio.Future[Any]] = set()
-        self._unsettled = AfterTurn(self._settle_unsettled, "settling an admission")
+        self._background: set[asyncio.Task[None]] = set()
+        """Settlements that need a task: made locally, or while Redis is away."""
+        self._settling = 0
+        """Settlements sent to Redis and not answered yet."""
+        self._all_settled: asyncio.Future[None] | None = None
+        """Resolved when ``_settling`` falls to 0 while ``close`` waits for it."""
+        self._unsettled = AfterTurn(self._start_settling, "settling an admission")
         """Settlements made this event-loop turn, started once its responses are written."""
         # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
@@ -199,9 +204,9 @@ class Limiter:
         if admission.settled:
             return
         admission.settled = True
-        if settling := self._begin_settling(admission, usage, cost_usd):
-            # Done callbacks run in the order they were added, so _settled has run when wait returns.
-            await asyncio.wait([settling])
+        settled = asyncio.get_running_loop().create_future()
+        self._start_settling((admission, usage, cost_usd), settled)
+        await settled
 
     def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
         """``settle`` in the background, after this event-loop turn; ``close`` waits for it.
@@ -214,38 +219,48 @@ class Limiter:
         admission.settled = True
         self._unsettled.add((admission, usage, cost_usd))
 
-    def _settle_unsettled(self, unsettled: tuple[Admission, Usage | None, float | None]) -> None:
-        if background := self._begin_settling(*unsettled):
-            self._background.add(background)
-            background.add_done_callback(self._background.discard)
-
-    def _begin_settling(
-        self, admission: Admission, usage: Usage | None, cost_usd: float | None
-    ) -> asyncio.Future[Any] | None:
-        """What is left to wait for, or None when settling is done already."""
+    def _start_settling(
+        self,
+        unsettled: tuple[Admission, Usage | None, float | None],
+        done: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Settle in the background; ``done``, if given, is resolved when it is over."""
+        admission, usage, cost_usd = unsettled
         settlement = self._settlement(admission, usage, cost_usd)
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
-            # The common case needs no task: the reply's callback does the rest.
-            reply = self._redis_store.settle_nowait(settlement)
-            reply.add_done_callback(functools.partial(self._settled, admission.plan.tenant, settlement))
-            return reply
+            # The common case needs no task: the reply itself finishes it (_settled).
+            self._settling += 1
+            self._redis_store.settle_then(
+                settlement, functools.partial(self._settled, admission.plan.tenant, settlement, done)
+            )
+            return
         if self._redis_store is None:  # in-process only: nothing to wait for
             if spends := self._local.settle_now(settlement):
                 self._watch_budget(admission.plan.tenant, spends, settlement.spend_micro)
-            return None
-        return asyncio.get_running_loop().create_task(self._finish(admission, settlement))
+            if done is not None:
+                done.set_result(None)
+            return
+        task = asyncio.get_running_loop().create_task(self._finish(admission, settlement))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        if done is not None:
+            task.add_done_callback(lambda _: done.set_result(None))
 
     def _settled(
-        self, tenant: RuntimeTenant, settlement: Settlement, reply: asyncio.Future[list[int]]
+        self, tenant: RuntimeTenant, settlement: Settlement, done: asyncio.Future[None] | None, spends: Spends
     ) -> None:
-        error = None if reply.cancelled() else reply.exception()
-        if reply.cancelled() or isinstance(error, RedisError | OSError | TimeoutError):
-            self._fail("settle", error or TimeoutError("cancelled"))
+        self._settling -= 1
+        if isinstance(spends, RedisError | OSError | TimeoutError):
+            self._fail("settle", spends)
             self._keep(settlement)
-        elif error is not None:
-            LOG.error("settling admission %s failed", settlement.id, exc_info=error)
+        elif isinstance(spends, BaseException):
+            LOG.error("settling admission %s failed", settlement.id, exc_info=spends)
         else:
-            self._watch_budget(tenant, reply.result(), settlement.spend_micro)
+            self._watch_budget(tenant, spends, settlement.spend_micro)
+        if done is not None and not done.done():
+            done.set_result(None)
+        if not self._settling and self._all_settled is not None and not self._all_settled.done():
+            self._all_settled.set_result(None)
 
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
@@ -387,6 +402,9 @@ class Limiter:
     async def close(self) -> None:
         """Wait for background settlements, stop probing, close the pool."""
         self._unsettled.drain()
+        if self._settling:
+            self._all_settled = asyncio.get_running_loop().create_future()
+            await self._all_settled
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._probe is not None:

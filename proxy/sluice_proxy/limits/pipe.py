@@ -13,7 +13,7 @@ import asyncio
 import functools
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -56,6 +56,10 @@ class RedisPipe(asyncio.Protocol):
         self._reader = hiredis.Reader()
         self._waiting: deque[Sink] = deque()
         self._transport: asyncio.Transport | None = None
+        # Replies asked for and handed out so far: a write is answered once ``received``
+        # reaches what ``sent`` was after it, which is all a deadline sweep needs to know.
+        self.sent = 0
+        self.received = 0
 
     @property
     def closed(self) -> bool:
@@ -69,14 +73,18 @@ class RedisPipe(asyncio.Protocol):
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
             sink = self._waiting.popleft()
+            self.received += 1
             sink(_reply_error(str(reply)) if isinstance(reply, hiredis.ReplyError) else reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        while self._waiting:
-            self._waiting.popleft()(PipeClosedError(f"the connection to Redis was lost ({exc or 'closed'})"))
+        self._fail_owed(PipeClosedError(f"the connection to Redis was lost ({exc or 'closed'})"))
 
-    def send_to(self, commands: list[bytes], sinks: list[Sink]) -> None:
+    def _fail_owed(self, error: BaseException) -> None:
+        while self._waiting:
+            self._waiting.popleft()(error)
+
+    def send_to(self, commands: list[bytes], sinks: Sequence[Sink]) -> None:
         """Write packed commands (``hiredis.pack_command``); each reply, in order, goes to its sink.
 
         A sink gets the reply, or the exception for an error reply or a lost connection.
@@ -84,6 +92,7 @@ class RedisPipe(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing():
             raise PipeClosedError("the connection to Redis is closed")
         self._waiting.extend(sinks)
+        self.sent += len(sinks)
         self._transport.write(b"".join(commands))
 
     def send(self, commands: list[bytes]) -> list[asyncio.Future[Any]]:
@@ -93,8 +102,10 @@ class RedisPipe(asyncio.Protocol):
         self.send_to(commands, [functools.partial(settle, future) for future in futures])
         return futures
 
-    def close(self) -> None:
-        """Abort: whatever is still owed fails with PipeClosedError."""
+    def close(self, error: BaseException | None = None) -> None:
+        """Abort: whatever is still owed fails with ``error`` now, or with PipeClosedError."""
+        if error is not None:
+            self._fail_owed(error)
         if self._transport is not None:
             self._transport.abort()
 

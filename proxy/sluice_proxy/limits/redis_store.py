@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
 
-from .batch import Evalsha, ScriptPipeline
+from .batch import Evalsha, ScriptCall, ScriptPipeline
 from .checks import WINDOW_MS, Check, Kind
+from .pipe import settle as resolve
 from .store import Decision, Settlement
 
+LOG = logging.getLogger("sluice.limits")
 _LUA = files(__package__).joinpath("lua")
-MAX_PER_CALL = 256
-"""Requests one script call decides at most: a script holds Redis while it runs, and Lua's
-``unpack`` (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 _USAGE_FIELDS = ("spend_micro", "input_tokens", "output_tokens", "cached_input_tokens", "requests")
 
 
@@ -42,48 +43,7 @@ class _Templates:
         return entry[1]
 
 
-class _Call:
-    """One script call and the callers it answers, in order; each item ends with its caller's future."""
-
-    __slots__ = ("evalsha", "items")
-
-    def __init__(self, evalsha: Evalsha) -> None:
-        self.evalsha = evalsha
-        self.items: list[tuple[Any, ...]] = []
-
-    def arguments(self) -> list[str | int]:
-        """The items' own script arguments, in order."""
-        raise NotImplementedError
-
-    def deliver(self, result: Any) -> None:
-        """Give each caller its part of the script's result."""
-        raise NotImplementedError
-
-    def send(self, scripts: ScriptPipeline) -> None:
-        """Into this tick's write; a caller that gave up already is left out."""
-        self.items = [item for item in self.items if not item[-1].done()]
-        if self.items:
-            scripts(self.evalsha, *self.arguments()).add_done_callback(self.resolve)
-
-    def resolve(self, reply: asyncio.Future[Any]) -> None:
-        waiters = [item[-1] for item in self.items]
-        if reply.cancelled():
-            for waiter in waiters:
-                waiter.cancel()
-            return
-        error = reply.exception()
-        if error is None:
-            try:
-                self.deliver(reply.result())
-                return
-            except Exception as malformed:  # not the script's shape: no caller may wait forever
-                error = malformed
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
-
-
-class _Admissions(_Call):
+class _Admissions(ScriptCall):
     """One tick's admissions of one tenant and route: one script call, one decision each.
 
     Items: admission id, tokens to reserve (-1: only report), the caller's future.
@@ -91,12 +51,13 @@ class _Admissions(_Call):
 
     __slots__ = ("checks",)
 
-    def __init__(self, checks: list[Check], evalsha: Evalsha) -> None:
-        super().__init__(evalsha)
+    def __init__(self, pipeline: ScriptPipeline, evalsha: Evalsha, checks: list[Check]) -> None:
+        super().__init__(pipeline, evalsha)
         self.checks = checks
 
-    def arguments(self) -> list[str | int]:
-        return [value for admission_id, reserved, _ in self.items for value in (admission_id, reserved)]
+    def arguments(self) -> list[str | int] | None:
+        items = self.items = [item for item in self.items if not item[2].done()]  # some gave up
+        return [value for admission_id, reserved, _ in items for value in (admission_id, reserved)] or None
 
     def deliver(self, result: Any) -> None:
         """Each request's decision, as if it had run alone after the ones before it."""
@@ -121,11 +82,20 @@ class _Admissions(_Call):
                         resets[index] = (now // 1000) * 1000 + check.window_ms - now
                     used[index] += amount
 
+    def fail(self, error: BaseException) -> None:
+        for _, _, waiter in self.items:
+            if not waiter.done():
+                waiter.set_exception(error)
 
-class _Settlements(_Call):
+
+Spends = list[int] | BaseException
+"""A settlement's outcome: the new spend per usage hash, or why it failed."""
+
+
+class _Settlements(ScriptCall):
     """One tick's settlements of one tenant and route: one script call, each its own reply.
 
-    Items: the settlement, the caller's future.
+    Items: the settlement, what to call with its :data:`Spends`.
     """
 
     __slots__ = ()
@@ -147,35 +117,24 @@ class _Settlements(_Call):
 
     def deliver(self, result: Any) -> None:
         """Each settlement's new spends, as if it had run alone after the ones before it."""
-        spends = [int(value) for value in result]
-        for settlement, waiter in reversed(self.items):
-            if not waiter.done():
-                waiter.set_result(spends)
-            spends = [spend - settlement.spend_micro for spend in spends]
+        items = self.items
+        spent = sum(settlement.spend_micro for settlement, _ in items)
+        spends = [int(value) - spent for value in result]  # before the first of them
+        for settlement, then in items:
+            spends = [spend + settlement.spend_micro for spend in spends]
+            _tell(then, spends)
+
+    def fail(self, error: BaseException) -> None:
+        for _, then in self.items:
+            _tell(then, error)
 
 
-class _OpenCalls:
-    """This tick's calls still taking items, one per script template; all go in the tick's write."""
-
-    def __init__(self, scripts: ScriptPipeline) -> None:
-        self._scripts = scripts
-        self._open: dict[int, _Call] = {}
-
-    def join(self, item: tuple[Any, ...], evalsha: Evalsha, make: Callable[..., _Call], *args: Any) -> None:
-        """Add ``item`` to the tick's call of ``evalsha``, made as ``make(*args, evalsha)`` if there is none."""
-        call = self._open.get(id(evalsha))
-        if call is None:
-            self._scripts.before_write(self._send_all)  # the first of the tick sends them all
-            call = self._open[id(evalsha)] = make(*args, evalsha)
-        call.items.append(item)
-        if len(call.items) >= MAX_PER_CALL:  # it goes now, ahead of the tick's later ones
-            del self._open[id(evalsha)]
-            call.send(self._scripts)
-
-    def _send_all(self) -> None:
-        calls, self._open = self._open, {}
-        for call in calls.values():
-            call.send(self._scripts)
+def _tell(then: Callable[[Spends], object], outcome: Spends) -> None:
+    # It runs inside the connection's data_received: one that raises must not cut off the rest.
+    try:
+        then(outcome)
+    except Exception:
+        LOG.exception("handling a settlement's outcome failed")
 
 
 class RedisStore:
@@ -196,8 +155,6 @@ class RedisStore:
         self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
         self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
         self._templates = _Templates()
-        self._admissions = _OpenCalls(self._scripts)
-        self._settlements = _OpenCalls(self._scripts)
 
     def _admission(self, checks: list[Check]) -> Evalsha:
         wire = [value for check in checks for value in check.wire]
@@ -217,23 +174,25 @@ class RedisStore:
         evalsha = self._templates.get(self._admission, checks)
         waiter: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         if dry:  # a report runs alone: it shows the state before anything this tick charges
-            report = _Admissions(checks, evalsha)
+            report = _Admissions(self._scripts, evalsha, checks)
             report.items.append((admission_id, -1, waiter))
-            report.send(self._scripts)
+            self._scripts.send(report)
         else:
-            self._admissions.join((admission_id, reserved_tokens, waiter), evalsha, _Admissions, checks)
+            self._scripts.join(evalsha, _Admissions, checks).items.append(
+                (admission_id, reserved_tokens, waiter)
+            )
         return waiter
 
     async def settle(self, settlement: Settlement) -> list[int]:
-        return await self.settle_nowait(settlement)
+        settled: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self.settle_then(settlement, functools.partial(resolve, settled))
+        return await settled
 
-    def settle_nowait(self, settlement: Settlement) -> asyncio.Future[list[int]]:
-        """The new spend per usage hash as a future; the tick's settlements of a plan share one call."""
+    def settle_then(self, settlement: Settlement, then: Callable[[Spends], object]) -> None:
+        """Call ``then`` with the :data:`Spends`; the tick's settlements of a plan share one call."""
         s = settlement
         evalsha = self._templates.get(self._settlement, s.token_keys, s.slot_keys, s.usage_keys)
-        waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._settlements.join((settlement, waiter), evalsha, _Settlements)
-        return waiter
+        self._scripts.join(evalsha, _Settlements).items.append((settlement, then))
 
     def close(self) -> None:
         self._scripts.close()
