@@ -26,7 +26,7 @@ tenants:
 def test_tenant_model_route_and_usage_keys_share_one_slot() -> None:
     runtime = compile_config(config.loads(CONFIG))
     tenant = next(iter(runtime.tenants_by_key_hash.values()))
-    checks = Planner("sluice:ns-1").plan(tenant, runtime.routes["gpt-4o"]).checks()
+    checks = Planner("sluice:ns-1").plan(tenant, runtime.routes["gpt-4o"]).current()[0]
     keys = [c.key for c in checks] + [usage_key("sluice:ns-1", "team-a", "month", datetime.now(UTC))]
     assert len(checks) >= 7  # tenant r/t/c, tenant-model r, route r/t, budget
     tags = {re.match(r"^\{([^}]*)\}", key).group(1) for key in keys}  # type: ignore[union-attr]
@@ -38,11 +38,13 @@ def test_a_reloaded_tenant_gets_its_new_limits() -> None:
     planner = Planner("sluice")
     before = compile_config(config.loads(CONFIG))
     tenant = next(iter(before.tenants_by_key_hash.values()))
-    assert planner.plan(tenant, before.routes["gpt-4o"]).checks()[0].limit == 5
+    assert planner.plan(tenant, before.routes["gpt-4o"]).current()[0][0].limit == 5
     after = compile_config(config.loads(CONFIG.replace("requestsPerMinute: 5", "requestsPerMinute: 50")))
     reloaded = next(iter(after.tenants_by_key_hash.values()))
-    assert planner.plan(reloaded, after.routes["gpt-4o"]).checks()[0].limit == 50
-    budget = [c for c in planner.plan(reloaded, after.routes["gpt-4o"]).checks() if c.kind.name == "BUDGET"]
+    assert planner.plan(reloaded, after.routes["gpt-4o"]).current()[0][0].limit == 50
+    budget = [
+        c for c in planner.plan(reloaded, after.routes["gpt-4o"]).current()[0] if c.kind.name == "BUDGET"
+    ]
     assert budget[0].key == usage_key("sluice", "team-a", "month", datetime.now(UTC))
     assert 0 < budget[0].window_ms <= 31 * 86_400_000
 
@@ -51,7 +53,7 @@ def test_settling_touches_the_plans_token_slot_and_usage_keys() -> None:
     runtime = compile_config(config.loads(CONFIG))
     tenant = next(iter(runtime.tenants_by_key_hash.values()))
     plan = Planner("sluice").plan(tenant, runtime.routes["gpt-4o"])
-    checks = plan.checks()
+    checks = plan.current()[0]
     assert plan.token_keys == [c.key for c in checks if c.kind.name == "TOKENS"] and plan.token_keys
     assert plan.slot_keys == [c.key for c in checks if c.kind.name == "CONCURRENCY"] and plan.slot_keys
     now = datetime.now(UTC)

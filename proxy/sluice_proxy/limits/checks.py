@@ -176,18 +176,14 @@ class Plan:
         if usage_keys != self._usage_keys:  # the same list all day: stores may cache by identity
             self._usage_keys = usage_keys
 
-    def checks(self) -> list[Check]:
-        """Every check of a request now, in order: tenant, tenant+model, budget, route ceiling.
+    def current(self) -> tuple[list[Check], Windows]:
+        """Every check of a request now, in order (tenant, tenant+model, budget, route ceiling),
+        and :func:`windows_of` them.
 
-        The list is shared by the requests of this second: read it, never change it.
+        Both are shared by the requests of this second: read them, never change them.
         """
         self._refresh()
-        return self._checks
-
-    def windows(self) -> Windows:
-        """:func:`windows_of` the :meth:`checks` of this second."""
-        self._refresh()
-        return self._windows
+        return self._checks, self._windows
 
     def usage_keys(self) -> list[tuple[str, int]]:
         """The tenant's usage hashes of this day and month (``USAGE_PERIODS``), each with its expiry."""

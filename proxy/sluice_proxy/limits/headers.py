@@ -16,11 +16,12 @@ def go_duration(ms: int) -> str:
         return f"{ms}ms"
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
-    seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    seconds, millis = divmod(rest, 1000)
     text = f"{hours}h" if hours else ""
     if hours or minutes:
         text += f"{minutes}m"
-    return f"{text}{seconds}s"
+    # Integer arithmetic: formatting a float and stripping it took longer than the rest.
+    return f"{text}{seconds}.{millis:03d}".rstrip("0") + "s" if millis else f"{text}{seconds}s"
 
 
 def retry_after(ms: int) -> str:

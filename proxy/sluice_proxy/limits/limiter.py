@@ -148,7 +148,7 @@ class Limiter:
     async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
         plan = self._planner.plan(tenant, route)
-        checks, windows = plan.checks(), plan.windows()  # both taken before the wait
+        checks, windows = plan.current()  # both taken before the wait
         id = f"{self._id_prefix}-{next(self._ids):x}"
         store, decision = await self._decide(checks, id, estimated_tokens)
         headers = rate_headers(windows, decision, estimated_tokens)

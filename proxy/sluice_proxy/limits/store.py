@@ -9,7 +9,7 @@ from typing import Protocol
 from .checks import Check
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its __init__ would make a call per field, per request
 class Decision:
     rejected: Check | None
     rejected_index: int
