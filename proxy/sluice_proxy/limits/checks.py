@@ -110,15 +110,20 @@ def wants_tokens(tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
     return any(s is not None and s.tokens_per_minute is not None for s in scopes)
 
 
-Windows = tuple[tuple[Kind, tuple[tuple[int, Check], ...]], ...]
-"""The request and token checks of a list, by kind, each with its index in the list."""
+Windows = tuple[tuple[Kind, tuple[tuple[int, int, int, str], ...]], ...]
+"""The request and token checks of a list, by kind: each check's index in the list, its limit,
+its window (ms) and its limit as header text."""
 
 
 def windows_of(checks: list[Check]) -> Windows:
     """What ``x-ratelimit-*`` headers report on: requests first, then tokens, where present."""
     groups = []
     for kind in (Kind.REQUESTS, Kind.TOKENS):
-        members = tuple((index, check) for index, check in enumerate(checks) if check.kind is kind)
+        members = tuple(
+            (index, check.limit, check.window_ms, str(check.limit))
+            for index, check in enumerate(checks)
+            if check.kind is kind
+        )
         if members:
             groups.append((kind, members))
     return tuple(groups)

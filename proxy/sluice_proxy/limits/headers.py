@@ -42,16 +42,19 @@ def rate_headers(windows: Windows, decision: Decision, reserved_tokens: int) -> 
     headers: dict[str, str] = {}
     for kind, members in windows:
         charged = (1 if kind is Kind.REQUESTS else reserved_tokens) if admitted else 0
-        tightest, least, at = members[0][1], -1, 0
-        for index, check in members:
-            remaining = max(0, check.limit - used[index] - charged)
+        tightest, least = members[0], -1
+        for member in members:
+            remaining = member[1] - used[member[0]] - charged
+            if remaining < 0:
+                remaining = 0
             if least < 0 or remaining < least:
-                tightest, least, at = check, remaining, index
-        reset = resets[at]
+                tightest, least = member, remaining
+        index, _, window_ms, limit = tightest
+        reset = resets[index]
         if reset <= 0 and charged > 0:
-            reset = tightest.window_ms  # this request's own charge is the oldest in the window
+            reset = window_ms  # this request's own charge is the oldest in the window
         limit_name, remaining_name, reset_name = _NAMES[kind]
-        headers[limit_name] = str(tightest.limit)
+        headers[limit_name] = limit
         headers[remaining_name] = str(least)
         headers[reset_name] = go_duration(reset)
     return headers
