@@ -85,6 +85,7 @@ BASE = "providers: [{name: openai-main, type: openai, apiKey: {value: k}}, {name
             " modelLimits: [{model: m, requestsPerMinute: 5}, {model: m, tokensPerMinute: 9}]}]",
             "tenants[0].modelLimits[1].model: model 'm' has limits already; put them in one entry",
         ),
+        ("redis: {url: 'redis://r:6379', timeout: 0s}", "redis.timeout: must be greater than 0"),
     ],
 )
 def test_errors_name_the_path(text: str, expected: str) -> None:

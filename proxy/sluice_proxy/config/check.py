@@ -89,6 +89,11 @@ def check(config: SluiceConfig) -> list[Problem]:
                 Problem(f"{path}.baseURL", f"'{provider.base_url}' must start with http:// or https://")
             )
 
+    if config.redis is not None and parse_duration(config.redis.timeout) <= 0:
+        problems.append(
+            Problem("redis.timeout", "must be greater than 0; every Redis call waits at most this long")
+        )
+
     route_models = [r.model for r in config.routes]
     routed = set(route_models)  # tenants x routes membership tests: a list would be quadratic
     for model, count in Counter(route_models).items():
