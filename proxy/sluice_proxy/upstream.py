@@ -7,7 +7,7 @@ The ``mock`` provider is answered in-process by the same interface.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Protocol, final
+from typing import NoReturn, Protocol, final
 
 from . import http1
 from .config.schema import FallbackReason, ProviderType
@@ -52,9 +52,11 @@ class _StreamedResponse:
         return await http1.read_all(self.read_chunk)  # each slice within the read timeout
 
     async def read_chunk(self) -> bytes:
-        with _translated(self._target):
-            response = self._response
+        response = self._response
+        try:  # not a context manager: this runs once per streamed chunk
             return await response.read_chunk(response.loop.time() + self._read_timeout)
+        except Exception as exc:
+            _raise_translated(self._target, exc)
 
     def close(self) -> None:
         self._response.close()
@@ -83,35 +85,24 @@ class _BufferedResponse:
         self._chunks = iter(())
 
 
-class _translated:
-    """Context manager mapping transport failures to UpstreamError (httpx-style), once for every call."""
-
-    __slots__ = ("_target",)
-
-    def __init__(self, target: Target) -> None:
-        self._target = target
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            return
-        where = f"provider '{self._target.provider}'"
-        if isinstance(exc, TimeoutError):
-            raise UpstreamTimeoutError(f"{where} did not answer in time") from exc
-        if isinstance(exc, http1.ConnectionBrokenError) and exc.answered:
-            raise UpstreamError(
-                f"{where} broke off its answer mid-way: {exc}", reason=FallbackReason.CONNECTION_ERROR
-            ) from exc
-        if isinstance(exc, http1.MalformedResponseError):
-            raise UpstreamError(f"{where} sent an answer that is not HTTP: {exc}", reason=None) from exc
-        if isinstance(exc, OSError):
-            raise UpstreamError(
-                f"{where} could not be reached: {type(exc).__name__}", reason=FallbackReason.CONNECTION_ERROR
-            ) from exc
-        if isinstance(exc, ValueError):  # a header that cannot go on the wire (from configuration)
-            raise UpstreamError(f"the request to {where} cannot be sent: {exc}", reason=None) from exc
+def _raise_translated(target: Target, exc: BaseException) -> NoReturn:
+    """Raise a transport failure as the UpstreamError it means (httpx-style); anything else as it is."""
+    where = f"provider '{target.provider}'"
+    if isinstance(exc, TimeoutError):
+        raise UpstreamTimeoutError(f"{where} did not answer in time") from exc
+    if isinstance(exc, http1.ConnectionBrokenError) and exc.answered:
+        raise UpstreamError(
+            f"{where} broke off its answer mid-way: {exc}", reason=FallbackReason.CONNECTION_ERROR
+        ) from exc
+    if isinstance(exc, http1.MalformedResponseError):
+        raise UpstreamError(f"{where} sent an answer that is not HTTP: {exc}", reason=None) from exc
+    if isinstance(exc, OSError):
+        raise UpstreamError(
+            f"{where} could not be reached: {type(exc).__name__}", reason=FallbackReason.CONNECTION_ERROR
+        ) from exc
+    if isinstance(exc, ValueError):  # a header that cannot go on the wire (from configuration)
+        raise UpstreamError(f"the request to {where} cannot be sent: {exc}", reason=None) from exc
+    raise exc
 
 
 class Upstream:
@@ -132,7 +123,7 @@ class Upstream:
         """A whole response read within ``timeout``, or a stream as soon as its headers arrived."""
         if target.type is ProviderType.MOCK:
             return _mock_answer(request, stream=stream)
-        with _translated(target):
+        try:
             origin, path = http1.split_url(request.url)
             pool = self._pool(origin)
             deadline = pool.loop.time() + timeout
@@ -142,6 +133,8 @@ class Upstream:
             if not stream:  # a whole body is bounded in total, headers and body together
                 body = await response.read(deadline)
                 return _BufferedResponse(iter([body]), response.status, response.headers)
+        except Exception as exc:
+            _raise_translated(target, exc)
         return _StreamedResponse(response, target, read_timeout=timeout)
 
     async def close(self) -> None:
