@@ -23,27 +23,31 @@ class Deadlines:
         self.loop = loop
         self.tick = tick
         self.message = message
-        """What a :meth:`wait` past its deadline raises TimeoutError with."""
+        """What a waiter past its deadline fails with, as a TimeoutError."""
         self._pending: dict[asyncio.Future[Any], float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    async def wait(self, waiter: asyncio.Future[T], deadline: float | None) -> T:
-        """Await ``waiter``; at ``deadline`` it fails with TimeoutError."""
-        if deadline is None:
-            return await waiter
-        self._pending[waiter] = deadline
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.tick, self._sweep)
-        try:
-            return await waiter
-        finally:
-            del self._pending[waiter]
+    def bound(self, waiter: asyncio.Future[T], deadline: float | None) -> asyncio.Future[T]:
+        """``waiter``, to await: at ``deadline`` it fails with TimeoutError, unless it is done.
+
+        Not a coroutine, since it runs for every streamed chunk; the sweep forgets the waiters
+        that are done, so nothing has to run after the await.
+        """
+        if deadline is not None:
+            self._pending[waiter] = deadline
+            if self._timer is None:
+                self._timer = self.loop.call_later(self.tick, self._sweep)
+        return waiter
 
     def _sweep(self) -> None:
-        now = self.loop.time()
-        for waiter in [waiter for waiter, deadline in self._pending.items() if deadline <= now]:
-            if not waiter.done():
+        now, pending, self._pending = self.loop.time(), self._pending, {}
+        for waiter, deadline in pending.items():
+            if waiter.done():
+                continue
+            if deadline <= now:
                 waiter.set_exception(TimeoutError(self.message))
+            else:
+                self._pending[waiter] = deadline
         self._timer = self.loop.call_later(self.tick, self._sweep) if self._pending else None
 
     def close(self) -> None:

@@ -101,7 +101,7 @@ class Response:
                 return b""
             self._waiter = self.loop.create_future()
             try:
-                await self._deadlines.wait(self._waiter, deadline)
+                await self._deadlines.bound(self._waiter, deadline)
             except TimeoutError:
                 self.close()
                 raise
@@ -302,7 +302,7 @@ class Pool:
                 async with asyncio.timeout_at(deadline):  # rare: a task-free timer is not worth it here
                     connection, reused = await self._connect(), False
             try:
-                return await self.deadlines.wait(connection.send(head, body), deadline)
+                return await self.deadlines.bound(connection.send(head, body), deadline)
             except ConnectionBrokenError as error:
                 if reused and not error.answered:
                     continue  # the server had closed the idle connection: a fresh one, once per stale one
