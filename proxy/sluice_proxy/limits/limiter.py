@@ -229,10 +229,10 @@ class Limiter:
         settlement = self._settlement(admission, usage, cost_usd)
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
             # The common case needs no task: the reply itself finishes it (_settled).
-            self._settling += 1
             self._redis_store.settle_then(
                 settlement, functools.partial(self._settled, admission.plan.tenant, settlement, done)
             )
+            self._settling += 1  # once it is on its way: no reply comes before this turn ends
             return
         if self._redis_store is None:  # in-process only: nothing to wait for
             if spends := self._local.settle_now(settlement):
