@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sluice_proxy import metrics
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import RateLimitError
 from sluice_proxy.limits import Limiter
@@ -115,6 +116,8 @@ async def test_each_settlement_of_a_call_sees_the_spend_up_to_it(
         await asyncio.gather(*(limiter.settle(a, Usage(input_tokens=1), 0.2) for a in admissions))
     alerts = [r for r in caplog.records if "of its daily budget" in r.getMessage()]
     assert len(alerts) == 1 and "60%" in alerts[0].getMessage()
+    # The gauge ends at the spend after the last of them, not at an earlier one's.
+    assert metrics.REGISTRY.get_sample_value("sluice_budget_used_ratio", {"tenant": "team-0"}) == 0.8
 
 
 async def test_a_burst_beyond_one_call_is_split_in_order(limiter: Limiter, redis_server: RedisServer) -> None:
