@@ -249,18 +249,20 @@ class Limiter:
     def _settled(
         self, tenant: RuntimeTenant, settlement: Settlement, done: asyncio.Future[None] | None, spends: Spends
     ) -> None:
-        self._settling -= 1
-        if isinstance(spends, RedisError | OSError | TimeoutError):
-            self._fail("settle", spends)
-            self._keep(settlement)
-        elif isinstance(spends, BaseException):
-            LOG.error("settling admission %s failed", settlement.id, exc_info=spends)
-        else:
-            self._watch_budget(tenant, spends, settlement.spend_micro)
-        if done is not None and not done.done():
-            done.set_result(None)
-        if not self._settling and self._all_settled is not None and not self._all_settled.done():
-            self._all_settled.set_result(None)
+        try:
+            if isinstance(spends, RedisError | OSError | TimeoutError):
+                self._fail("settle", spends)
+                self._keep(settlement)
+            elif isinstance(spends, BaseException):
+                LOG.error("settling admission %s failed", settlement.id, exc_info=spends)
+            else:
+                self._watch_budget(tenant, spends, settlement.spend_micro)
+        finally:  # whatever happened above, nobody may wait for this settlement forever
+            self._settling -= 1
+            if done is not None and not done.done():
+                done.set_result(None)
+            if not self._settling and self._all_settled is not None and not self._all_settled.done():
+                self._all_settled.set_result(None)
 
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
