@@ -14,6 +14,7 @@ from bench.loadgen import percentiles, run_sequential
 from bench.processes import Service, free_port, python, start
 from bench.scenarios.instructions import read_instructions
 from bench.scenarios.profile import top_functions
+from bench.stack import passthrough_argv
 from bench.wire import ResponseParser, connect, exchange, render_post
 from sluice_proxy.config import loads
 from sluice_proxy.runtime import compile_config
@@ -37,16 +38,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def passthrough(upstream: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     port = free_port()
     log = tmp_path_factory.mktemp("bare") / "bare.log"
-    argv = [
-        python(),
-        "-m",
-        "bench.passthrough",
-        "--port",
-        str(port),
-        "--upstream",
-        f"http://127.0.0.1:{upstream.port}",
-    ]
-    service = start("bare", argv, port=port, cpus=None, log=log)
+    service = start("bare", passthrough_argv(port, upstream.port), port=port, cpus=None, log=log)
     yield service
     service.stop()
 
