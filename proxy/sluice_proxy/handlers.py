@@ -132,7 +132,7 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
                 target = dataclasses.replace(target, model=call.model)
             return backend.adapter.chat_request(call.body, target, stream=call.stream)
 
-        metrics.OVERHEAD.observe(time.perf_counter() - ctx.started)
+        metrics.observe_overhead(time.perf_counter() - ctx.started)
         opened = await fallback.open_response(
             gateway.upstream, route, backends, build, breakers=gateway.breakers, stream=call.stream
         )

@@ -6,13 +6,13 @@ boundaries) as exported to Prometheus; everything else is ``sluice_``-prefixed.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-
-from .turns import AfterTurn
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -119,6 +119,123 @@ OVERHEAD = Histogram(
 
 _MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
 V = TypeVar("V")
+_SHARED = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+"""Under --workers every scrape reads every worker's files: buffered figures go there each turn."""
+
+
+class _Buffered:
+    """Per-request figures kept in plain Python and written to their collectors in one go.
+
+    Each ``prometheus_client`` update takes a lock and checks its arguments: over a dozen of
+    them per request cost more than the rest of the metrics. A buffer is written when the
+    registry is read (a scrape) or, under --workers, once per event-loop turn.
+    """
+
+    __slots__ = ("dirty",)
+
+    def __init__(self) -> None:
+        self.dirty = False
+
+    def write(self) -> None:
+        raise NotImplementedError
+
+
+_dirty: list[_Buffered] = []
+_write_scheduled = [False]
+
+
+def _touched(buffered: _Buffered) -> None:
+    """Keep ``buffered`` for the next write; callers check ``dirty`` first (a call less)."""
+    buffered.dirty = True
+    _dirty.append(buffered)
+    if _SHARED and not _write_scheduled[0]:
+        _write_scheduled[0] = True
+        try:
+            asyncio.get_running_loop().call_soon(_write_buffered)
+        except RuntimeError:  # no event loop: at once
+            _write_buffered()
+
+
+def _write_buffered() -> None:
+    _write_scheduled[0] = False
+    dirty = _dirty[:]
+    _dirty.clear()
+    for buffered in dirty:
+        buffered.dirty = False
+        buffered.write()
+
+
+class _Tally(_Buffered):
+    """Observations of one histogram child since it was last written."""
+
+    __slots__ = ("_bounds", "_child", "counts", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        super().__init__()
+        self._child = child
+        # prometheus_client has no call that adds many observations; its bucket and sum values do.
+        self._bounds: list[float] = child._upper_bounds
+        self.counts = [0] * len(self._bounds)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self._bounds, value)] += 1  # the first bucket with value <= bound
+        self.total += value
+        if not self.dirty:
+            _touched(self)
+
+    def write(self) -> None:
+        counts, buckets = self.counts, self._child._buckets
+        for index, count in enumerate(counts):
+            if count:
+                buckets[index].inc(count)
+                counts[index] = 0
+        self._child._sum.inc(self.total)
+        self.total = 0.0
+
+
+class _Count(_Buffered):
+    """What one counter child was incremented by since it was last written."""
+
+    __slots__ = ("_child", "amount")
+
+    def __init__(self, child: Counter) -> None:
+        super().__init__()
+        self._child = child
+        self.amount = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.amount += amount
+        if not self.dirty:
+            _touched(self)
+
+    def write(self) -> None:
+        self._child.inc(self.amount)
+        self.amount = 0.0
+
+
+class _Level(_Buffered):
+    """The latest value of one gauge child."""
+
+    __slots__ = ("_child", "value")
+
+    def __init__(self, child: Gauge) -> None:
+        super().__init__()
+        self._child = child
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = value
+        if not self.dirty:
+            _touched(self)
+
+    def add(self, amount: float) -> None:
+        self.value += amount
+        if not self.dirty:
+            _touched(self)
+
+    def write(self) -> None:
+        self._child.set(self.value)
 
 
 def _child(cache: dict[tuple[str, ...], V], key: tuple[str, ...], make: Callable[..., V]) -> V:
@@ -126,18 +243,28 @@ def _child(cache: dict[tuple[str, ...], V], key: tuple[str, ...], make: Callable
     child = cache.get(key)
     if child is None:
         if len(cache) >= _MAX_SERIES:
-            cache.clear()
+            cache.clear()  # a dropped buffer still waiting is written all the same: _dirty holds it
         child = cache[key] = make(*key)
     return child
 
 
-_request_counters: dict[tuple[str, ...], Counter] = {}
+_request_counts: dict[tuple[str, ...], _Count] = {}
 
 
 def count_request(tenant: str, model: str, status: int) -> None:
     """``sluice_requests_total``."""
     key = (tenant, model, str(status))
-    _child(_request_counters, key, REQUESTS.labels).inc()
+    _child(_request_counts, key, lambda *labels: _Count(REQUESTS.labels(*labels))).inc()
+
+
+_overhead = _Tally(OVERHEAD)
+inflight = _Level(INFLIGHT)
+"""``sluice_inflight_requests``: ``add(1)`` when a request starts, ``add(-1)`` when it ends."""
+
+
+def observe_overhead(seconds: float) -> None:
+    """``sluice_overhead_seconds``."""
+    _overhead.observe(seconds)
 
 
 _current_checksum: list[str] = []
@@ -153,8 +280,8 @@ def set_config_checksum(checksum: str) -> None:
 
 def exposition() -> bytes:
     """The Prometheus text format; under --workers, aggregated over every worker."""
-    _unrecorded.drain()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _write_buffered()
+    if _SHARED:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
@@ -162,7 +289,7 @@ def exposition() -> bytes:
 
 
 class _ResponseSeries:
-    """The labelled children one (operation, provider, tenant, models) combination writes to."""
+    """The buffered children one (operation, provider, tenant, models) combination writes to."""
 
     __slots__ = ("cost", "duration", "pricing_unknown", "tokens", "tpot", "ttft", "usage")
 
@@ -176,25 +303,23 @@ class _ResponseSeries:
         response_model: str,
     ) -> None:
         genai = (operation, provider_type, request_model, response_model)
-        self.duration = REQUEST_DURATION.labels(*genai)
-        self.ttft = TIME_TO_FIRST_TOKEN.labels(*genai)
-        self.tpot = TIME_PER_OUTPUT_TOKEN.labels(*genai)
+        self.duration = _Tally(REQUEST_DURATION.labels(*genai))
+        self.ttft = _Tally(TIME_TO_FIRST_TOKEN.labels(*genai))
+        self.tpot = _Tally(TIME_PER_OUTPUT_TOKEN.labels(*genai))
         kinds = ("input", "output", "cached_input")
-        self.usage = tuple(TOKEN_USAGE.labels(*genai, kind) for kind in kinds)
-        self.tokens = tuple(TOKENS.labels(tenant, provider, response_model, kind) for kind in kinds)
-        self.cost = COST.labels(tenant, provider, response_model)
-        self.pricing_unknown = PRICING_UNKNOWN.labels(provider, response_model)
+        self.usage = tuple(_Tally(TOKEN_USAGE.labels(*genai, kind)) for kind in kinds)
+        self.tokens = tuple(_Count(TOKENS.labels(tenant, provider, response_model, kind)) for kind in kinds)
+        self.cost = _Count(COST.labels(tenant, provider, response_model))
+        self.pricing_unknown = _Count(PRICING_UNKNOWN.labels(provider, response_model))
 
 
 _series: dict[tuple[str, ...], _ResponseSeries] = {}
-_Response = tuple[tuple[str, ...], float, float | None, int, int, int, float | None]
-"""The series' key, then ``observe_response``'s figures in order."""
-_budget_used: dict[tuple[str, ...], Gauge] = {}
+_budget_used: dict[tuple[str, ...], _Level] = {}
 
 
 def set_budget_used(tenant: str, fraction: float) -> None:
     """``sluice_budget_used_ratio`` of one tenant."""
-    _child(_budget_used, (tenant,), BUDGET_USED.labels).set(fraction)
+    _child(_budget_used, (tenant,), lambda name: _Level(BUDGET_USED.labels(name))).set(fraction)
 
 
 def observe_response(
@@ -212,19 +337,8 @@ def observe_response(
     cached_input_tokens: int,
     cost_usd: float | None,
 ) -> None:
-    """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown.
-
-    Recorded after this event-loop turn, which writes the response first; a scrape
-    (:func:`exposition`) records what is still waiting.
-    """
+    """Record one finished model response (streamed or not); ``cost_usd`` None: the price is unknown."""
     key = (operation, provider_type, provider, tenant, request_model, response_model)
-    _unrecorded.add(
-        (key, duration, time_to_first_token, input_tokens, output_tokens, cached_input_tokens, cost_usd)
-    )
-
-
-def _record_response(response: _Response) -> None:
-    key, duration, time_to_first_token, input_tokens, output_tokens, cached_input_tokens, cost_usd = response
     series = _child(_series, key, _ResponseSeries)
     series.duration.observe(duration)
     if time_to_first_token is not None:
@@ -243,6 +357,3 @@ def _record_response(response: _Response) -> None:
         series.pricing_unknown.inc()  # never a silent 0
     elif cost_usd:
         series.cost.inc(cost_usd)
-
-
-_unrecorded = AfterTurn(_record_response, "recording a response's metrics")

@@ -33,7 +33,7 @@ def _request_id(request: web.Request) -> str:
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = RequestContext(_request_id(request), request.method, request.path)
     request[CONTEXT] = ctx
-    metrics.INFLIGHT.inc()
+    metrics.inflight.add(1)
     try:
         try:
             waiting_for = request.app[GATEWAY].waiting_for
@@ -61,7 +61,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             response.headers[hdrs.SERVER] = SERVER
         return response
     finally:
-        metrics.INFLIGHT.dec()
+        metrics.inflight.add(-1)
         if ctx.model or ctx.tenant:
             # The route, not the raw model name: clients cannot mint label values with 404s.
             metrics.count_request(ctx.tenant, ctx.route, ctx.status)

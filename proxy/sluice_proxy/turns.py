@@ -1,8 +1,8 @@
 """Work that waits for the end of the current event-loop turn.
 
 A turn writes the responses its handlers returned before any callback scheduled during
-it runs, so what is only recorded (metrics, settlements) stays off the requests' path,
-and the turn's records are done together in one warm loop.
+it runs, so work that is only bookkeeping (limit settlements) stays off the requests'
+path, and the turn's items are handled together in one warm loop.
 """
 
 from __future__ import annotations
