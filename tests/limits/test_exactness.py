@@ -173,6 +173,25 @@ async def test_usage_hashes_expire_once_their_period_is_kept_long_enough(
             assert b"cached_input_tokens" not in usage  # zeros are not written; readers count them as 0
 
 
+async def test_window_hashes_expire_a_window_after_their_newest_bucket(
+    limiters: list[Limiter], redis_server: RedisServer
+) -> None:
+    """Admission and settlement each give a window hash its TTL when they open a bucket in it."""
+    from sluice_proxy.providers.base import Usage
+
+    (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 100, "tokensPerMinute": 1000}})
+    rpm, tpm = "{sluice}:t:team-0:rpm", "{sluice}:t:team-0:tpm"
+    admission = await limiters[0].admit(tenant, route, estimated_tokens=0)  # one request, no tokens
+    with redis_server.client() as client:
+        assert 59_000 < client.pttl(rpm) <= 61_000
+        assert client.hget(rpm, "sum") == b"1"
+        assert not client.exists(tpm)
+    await limiters[0].settle(admission, Usage(input_tokens=6, output_tokens=4), 0.0)  # beyond the reservation
+    with redis_server.client() as client:
+        assert 59_000 < client.pttl(tpm) <= 61_000
+        assert client.hget(tpm, "sum") == b"10"
+
+
 async def test_settlement_reconciles_the_token_reservation(limiters: list[Limiter]) -> None:
     from sluice_proxy.providers.base import Usage
 
