@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .checks import Kind, Windows
 from .store import Decision
 
 
+@functools.lru_cache(maxsize=4096)  # a window's resets repeat: one value per ms of a second
 def go_duration(ms: int) -> str:
     """A duration as Go prints it, which is what OpenAI sends: ``12ms``, ``1.5s``, ``6m0s``."""
     if ms <= 0:
