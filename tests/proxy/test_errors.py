@@ -121,6 +121,18 @@ def test_upstream_rejecting_our_credentials_is_a_502_that_says_so(
     assert "sk-upstream-secret" not in response.text
 
 
+@pytest.mark.parametrize("raw", [b"<html>bad gateway</html>", b"[1, 2]"])
+def test_a_200_whose_body_does_not_decode_is_a_502_naming_the_provider(
+    proxy: ProxyProcess, fake_openai: Upstream, raw: bytes
+) -> None:
+    fake, _ = fake_openai
+    fake.respond(Reply(raw_body=raw))
+    response = post(proxy, '{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}')
+    assert response.status_code == 502
+    message = response.json()["error"]["message"]
+    assert message.startswith("provider '") and "sent an answer that is not valid openai JSON" in message
+
+
 def test_unknown_path_is_an_openai_shaped_404(proxy: ProxyProcess) -> None:
     response = httpx.get(f"{proxy.url}/v1/nothing-here", headers=AUTH)
     assert response.status_code == 404

@@ -28,6 +28,8 @@ class Reply:
     cut_after: int | None = None
     """Close the connection after this many chunks (a broken stream)."""
     usage: tuple[int, int] = (11, 7)
+    raw_body: bytes | None = None
+    """A 200 carrying these bytes instead of a completion (an answer that does not decode)."""
 
 
 @dataclass
@@ -75,6 +77,8 @@ class FakeOpenAI:
                 "error": {"message": reply.error_message, "type": "server_error", "param": None, "code": None}
             }
             return web.json_response(error, status=reply.status, headers=reply.headers)
+        if reply.raw_body is not None:
+            return web.Response(body=reply.raw_body, content_type="application/json")
         model = body["model"]
         if body.get("stream"):
             return await self._stream(
