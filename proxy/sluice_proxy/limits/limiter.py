@@ -150,26 +150,29 @@ class Limiter:
         plan = self._planner.plan(tenant, route)
         checks, windows = plan.current()  # both taken before the wait
         id = f"{self._id_prefix}-{next(self._ids):x}"
-        store, decision = await self._decide(checks, id, estimated_tokens)
+        redis_store, decision = self._redis_store, None
+        store: Store = self._local
+        if redis_store is not None and not self._degraded:
+            try:  # awaited here, not in a helper coroutine: one frame less on every request
+                decision = await redis_store.admit(checks, id, estimated_tokens)
+                store, self._timeouts = redis_store, 0
+            except (RedisError, OSError, TimeoutError) as error:
+                self._fail("admit", error)
+        if decision is None:
+            decision = await self._admit_locally(checks, id, estimated_tokens)
         headers = rate_headers(windows, decision, estimated_tokens)
         if decision.rejected is not None:
             raise self._rejection(tenant, decision, decision.rejected, headers)
         return Admission(id, plan, estimated_tokens, decision.now_ms, headers, store)
 
-    async def _decide(self, checks: list[Check], id: str, reserved: int) -> tuple[Store, Decision]:
-        if self._redis_store is not None and not self._degraded:
-            try:
-                decision = await self._redis_store.admit(checks, id, reserved)
-                self._timeouts = 0
-                return self._redis_store, decision
-            except (RedisError, OSError, TimeoutError) as error:
-                self._fail("admit", error)
+    async def _admit_locally(self, checks: list[Check], id: str, reserved: int) -> Decision:
+        """Without Redis: the local store decides (failMode open), or the request is refused."""
         if not self.fail_open:
             raise ServiceUnavailableError(
                 "the rate limiter cannot reach Redis and redis.failMode is 'closed'; retry shortly",
                 headers={"Retry-After": "1"},
             )
-        return self._local, await self._local.admit(checks, id, reserved)
+        return await self._local.admit(checks, id, reserved)
 
     def _rejection(
         self, tenant: RuntimeTenant, decision: Decision, check: Check, headers: dict[str, str]
@@ -267,17 +270,17 @@ class Limiter:
     def _settlement(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> Settlement:
         usage = usage or Usage()
         plan = admission.plan
-        return Settlement(
-            id=admission.id,
-            admitted_ms=admission.admitted_ms,
-            delta_tokens=usage.total_tokens - admission.reserved_tokens,
-            token_keys=plan.token_keys,
-            slot_keys=plan.slot_keys,
-            usage_keys=plan.usage_keys(),
-            spend_micro=round((cost_usd or 0.0) * MICRO),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
+        return Settlement(  # positional: keywords cost a lookup each, once per request
+            admission.id,
+            admission.admitted_ms,
+            usage.total_tokens - admission.reserved_tokens,  # delta_tokens
+            plan.token_keys,
+            plan.slot_keys,
+            plan.usage_keys(),
+            round((cost_usd or 0.0) * MICRO),  # spend_micro
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
         )
 
     async def _finish(self, admission: Admission, settlement: Settlement) -> None:
