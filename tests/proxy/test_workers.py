@@ -34,6 +34,10 @@ def test_workers_share_the_port_and_aggregate_metrics(
             )
             assert response.status_code == 200
     assert proxy.metric("sluice_requests_total", tenant="team-a", model="gpt-4o", status="200") == 20
+    duration = "gen_ai_server_request_duration_seconds"
+    assert proxy.metric(f"{duration}_count", gen_ai_request_model="gpt-4o") == 20
+    assert proxy.metric(f"{duration}_bucket", gen_ai_request_model="gpt-4o", le="+Inf") == 20
+    assert proxy.metric("sluice_inflight_requests") == 1  # the scrape itself, nothing else
     assert 'sluice_config_info{checksum="' in proxy.metrics()
 
     victim = min(worker_pids(proxy))
