@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .batch import Evalsha, ScriptCall, ScriptPipeline
-from .checks import WINDOW_MS, Check, Kind
+from .checks import WINDOW_MS, Check
 from .pipe import settle as resolve
 from .store import Decision, Settlement
 
@@ -60,27 +60,26 @@ class _Admissions(ScriptCall):
         return [value for admission_id, reserved, _ in items for value in (admission_id, reserved)] or None
 
     def deliver(self, result: Any) -> None:
-        """Each request's decision, as if it had run alone after the ones before it."""
+        """Each request's decision, as if it had run alone after the ones before it.
+
+        The script reports what each request found (the charges before it included), so
+        nothing is recomputed here.
+        """
         checks, count = self.checks, len(self.checks)
-        now = result[0]
-        used, resets = result[1 : 2 * count + 1 : 2], result[2 : 2 * count + 2 : 2]
-        last = len(self.items) - 1
-        for position, ((_, reserved, waiter), verdict) in enumerate(
-            zip(self.items, result[2 * count + 1 :], strict=True)
-        ):
+        now, width = result[0], 2 * count + 1
+        for position, (_, _, waiter) in enumerate(self.items):
             if not waiter.done():
-                rejected = checks[verdict - 1] if verdict else None
-                waiter.set_result(Decision(rejected, verdict - 1, now, tuple(used), tuple(resets)))
-            if verdict or reserved < 0 or position == last:  # the last one's charges: nobody after
-                continue
-            for index, check in enumerate(checks):  # what the next request finds charged
-                kind = check.kind
-                amount = reserved if kind is Kind.TOKENS else 0 if kind is Kind.BUDGET else 1
-                if amount > 0:
-                    if used[index] <= 0 and kind is not Kind.CONCURRENCY:
-                        # The window was empty: this charge is its oldest now, from this second.
-                        resets[index] = (now // 1000) * 1000 + check.window_ms - now
-                    used[index] += amount
+                at = 1 + position * width
+                verdict = result[at]
+                waiter.set_result(
+                    Decision(
+                        checks[verdict - 1] if verdict else None,
+                        verdict - 1,
+                        now,
+                        tuple(result[at + 1 : at + 1 + count]),
+                        tuple(result[at + 1 + count : at + width]),
+                    )
+                )
 
     def fail(self, error: BaseException) -> None:
         for _, _, waiter in self.items:

@@ -12,9 +12,9 @@
 --      reservation
 --   c  concurrency: sorted set of admission ids scored by lease end (ms)
 --   b  budget: field spend_micro of the period's usage hash; window_ms = ms to period end
--- Returns {now_ms, used_1, reset_ms_1, ..., used_n, reset_ms_n, verdict_1, ..., verdict_k}:
--- used and reset as they were before the first request; a verdict is 0 for an admitted
--- request, else the index of the first check that refused it.
+-- Returns {now_ms, then per request: verdict, used_1, ..., used_n, reset_ms_1, ..., reset_ms_n}:
+-- a verdict is 0 for an admitted request, else the index of the first check that refused it;
+-- used and reset are what the request found, after the charges of the requests before it.
 --
 -- Each redis.call costs about as much as the command itself, so the common path of a
 -- window is one HMGET and two HINCRBYs per call, however many requests it admits; buckets
@@ -60,7 +60,7 @@ local function window_used(key, seconds)
   return sum, (tail + seconds) * 1000 - now
 end
 
-local kinds, limits, windows, used = {}, {}, {}, {}
+local kinds, limits, windows, used, resets = {}, {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
   local kind = ARGV[3 * i - 2]
   local limit = tonumber(ARGV[3 * i - 1])
@@ -75,9 +75,7 @@ for i, key in ipairs(KEYS) do
     used[i] = tonumber(redis.call('HGET', key, 'spend_micro') or '0')
     reset = window
   end
-  kinds[i], limits[i], windows[i] = kind, limit, window
-  result[2 * i] = used[i]
-  result[2 * i + 1] = reset
+  kinds[i], limits[i], windows[i], resets[i] = kind, limit, window, reset
 end
 
 local charged, admitted = {}, {}
@@ -88,13 +86,25 @@ for j = 1, k do
   for i = 1, n do
     if used[i] + charged[i] >= limits[i] then verdict = i break end
   end
-  result[2 * n + 1 + j] = verdict
+  local at = 1 + (j - 1) * (2 * n + 1)
+  result[at + 1] = verdict
+  for i = 1, n do
+    result[at + 1 + i] = used[i] + charged[i]
+    result[at + 1 + n + i] = resets[i]
+  end
   if verdict == 0 and reserved >= 0 then
     admitted[#admitted + 1] = ARGV[3 * n + 2 * j - 1]
     for i = 1, n do
-      local kind = kinds[i]
-      if kind == 'r' or kind == 'c' then charged[i] = charged[i] + 1
-      elseif kind == 't' then charged[i] = charged[i] + reserved end
+      local kind, amount = kinds[i], 0
+      if kind == 'r' or kind == 'c' then amount = 1
+      elseif kind == 't' then amount = reserved end
+      if amount > 0 then
+        if used[i] + charged[i] <= 0 and kind ~= 'c' then
+          -- The window was empty: this charge is its oldest now, from this second.
+          resets[i] = second * 1000 + windows[i] - now
+        end
+        charged[i] = charged[i] + amount
+      end
     end
   end
 end
