@@ -101,17 +101,9 @@ class _Settlements(ScriptCall):
 
     def arguments(self) -> list[str | int]:
         return [
-            value
+            f"{s.id} {s.admitted_ms} {s.delta_tokens} {s.spend_micro} "
+            f"{s.input_tokens} {s.output_tokens} {s.cached_input_tokens}"
             for s, _ in self.items
-            for value in (
-                s.id,
-                s.admitted_ms,
-                s.delta_tokens,
-                s.spend_micro,
-                s.input_tokens,
-                s.output_tokens,
-                s.cached_input_tokens,
-            )
         ]
 
     def deliver(self, result: Any) -> None:

@@ -5,9 +5,10 @@
 --
 -- KEYS     token windows (n_tokens), concurrency keys (n_slots), usage hashes (the rest)
 -- ARGV     n_tokens, n_slots, window_ms, expires_at... (one Unix second per usage hash, in
---          KEYS order), then per request: id, admitted_ms, delta_tokens, spend_micro,
---          input_tokens, output_tokens, cached_input_tokens
---          (what is fixed for a tenant and route comes first, so callers can pack it once)
+--          KEYS order), then one argument per request: "id admitted_ms delta_tokens
+--          spend_micro input_tokens output_tokens cached_input_tokens", space-separated (one
+--          string is cheaper for the caller to encode than seven; what is fixed for a tenant
+--          and route comes first, so callers can pack it once)
 -- Returns  the new spend_micro of each usage hash, in KEYS order, after the last request.
 -- A token window is the hash admit.lua keeps: unix-second buckets plus 'sum' and 'tail'.
 
@@ -18,7 +19,14 @@ local n_slots = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local n_usage = #KEYS - n_tokens - n_slots
 local base = 3 + n_usage
-local k = (#ARGV - base) / 7
+local k = #ARGV - base
+local ids, admitted_at, deltas, amounts = {}, {}, {}, {}
+for j = 1, k do
+  local id, admitted, delta, spend, input, output, cached =
+    string.match(ARGV[base + j], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  ids[j], admitted_at[j], deltas[j] = id, tonumber(admitted), tonumber(delta)
+  amounts[j] = {tonumber(spend), tonumber(input), tonumber(output), tonumber(cached)}
+end
 local second = math.floor(now / 1000)
 local oldest = second - window / 1000
 
@@ -26,8 +34,7 @@ for i = 1, n_tokens do
   local key = KEYS[i]
   local change, held = {}, {}  -- per second: the net change to write, what the bucket holds
   for j = 1, k do
-    local at = base + 7 * (j - 1)
-    local delta = tonumber(ARGV[at + 3])
+    local delta = deltas[j]
     if delta > 0 then
       -- Usage beyond the reservation counts from now: it was spent during the response.
       change[second] = (change[second] or 0) + delta
@@ -35,7 +42,7 @@ for i = 1, n_tokens do
     elseif delta < 0 then
       -- Refund an over-reservation where it was charged, while it still counts, and never
       -- more than that second holds.
-      local admitted = math.floor(tonumber(ARGV[at + 2]) / 1000)
+      local admitted = math.floor(admitted_at[j] / 1000)
       if admitted > oldest then
         local holds = held[admitted]
         if holds == nil then
@@ -61,8 +68,6 @@ for i = 1, n_tokens do
 end
 
 if n_slots > 0 then
-  local ids = {}
-  for j = 1, k do ids[j] = ARGV[base + 7 * (j - 1) + 1] end
   for i = n_tokens + 1, n_tokens + n_slots do
     redis.call('ZREM', KEYS[i], unpack(ids))
   end
@@ -71,8 +76,7 @@ end
 local fields = {'spend_micro', 'input_tokens', 'output_tokens', 'cached_input_tokens'}
 local sums = {0, 0, 0, 0}
 for j = 1, k do
-  local at = base + 7 * (j - 1)
-  for f = 1, 4 do sums[f] = sums[f] + tonumber(ARGV[at + 3 + f]) end
+  for f = 1, 4 do sums[f] = sums[f] + amounts[j][f] end
 end
 local spend = {}
 for i = 1, n_usage do
