@@ -10,7 +10,7 @@ import asyncio
 import os
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
@@ -119,11 +119,12 @@ OVERHEAD = Histogram(
 
 _MAX_SERIES = 10_000  # a bound against unbounded model names sent by clients
 V = TypeVar("V")
+C = TypeVar("C")
 _SHARED = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 """Under --workers every scrape reads every worker's files: buffered figures go there each turn."""
 
 
-class _Buffered:
+class _Buffered(Generic[C]):
     """Per-request figures kept in plain Python and written to their collectors in one go.
 
     Each ``prometheus_client`` update takes a lock and checks its arguments: over a dozen of
@@ -131,20 +132,21 @@ class _Buffered:
     registry is read (a scrape) or, under --workers, once per event-loop turn.
     """
 
-    __slots__ = ("dirty",)
+    __slots__ = ("_child", "dirty")
 
-    def __init__(self) -> None:
+    def __init__(self, child: C) -> None:
+        self._child = child
         self.dirty = False
 
     def write(self) -> None:
         raise NotImplementedError
 
 
-_dirty: list[_Buffered] = []
+_dirty: list[_Buffered[Any]] = []
 _write_scheduled = [False]
 
 
-def _touched(buffered: _Buffered) -> None:
+def _touched(buffered: _Buffered[Any]) -> None:
     """Keep ``buffered`` for the next write; callers check ``dirty`` first (a call less)."""
     buffered.dirty = True
     _dirty.append(buffered)
@@ -165,14 +167,13 @@ def _write_buffered() -> None:
         buffered.write()
 
 
-class _Tally(_Buffered):
+class _Tally(_Buffered[Histogram]):
     """Observations of one histogram child since it was last written."""
 
-    __slots__ = ("_bounds", "_child", "counts", "total")
+    __slots__ = ("_bounds", "counts", "total")
 
     def __init__(self, child: Histogram) -> None:
-        super().__init__()
-        self._child = child
+        super().__init__(child)
         # prometheus_client has no call that adds many observations; its bucket and sum values do.
         self._bounds: list[float] = child._upper_bounds
         self.counts = [0] * len(self._bounds)
@@ -194,14 +195,13 @@ class _Tally(_Buffered):
         self.total = 0.0
 
 
-class _Count(_Buffered):
+class _Count(_Buffered[Counter]):
     """What one counter child was incremented by since it was last written."""
 
-    __slots__ = ("_child", "amount")
+    __slots__ = ("amount",)
 
     def __init__(self, child: Counter) -> None:
-        super().__init__()
-        self._child = child
+        super().__init__(child)
         self.amount = 0.0
 
     def inc(self, amount: float = 1) -> None:
@@ -214,14 +214,13 @@ class _Count(_Buffered):
         self.amount = 0.0
 
 
-class _Level(_Buffered):
+class _Level(_Buffered[Gauge]):
     """The latest value of one gauge child."""
 
-    __slots__ = ("_child", "value")
+    __slots__ = ("value",)
 
     def __init__(self, child: Gauge) -> None:
-        super().__init__()
-        self._child = child
+        super().__init__(child)
         self.value = 0.0
 
     def set(self, value: float) -> None:
