@@ -90,7 +90,8 @@ def test_one_replica_is_active_and_the_other_takes_over(
         wait_until(
             lambda: routed(control_plane, namespace) == {"one"}, timeout=30, message="rendered by the active"
         )
-        assert PUBLISHED in log_of(active)
+        # The line follows the ConfigMap write, which the wait above may have seen first.
+        wait_until(lambda: PUBLISHED in log_of(active), timeout=10, message="the active's publish line")
         assert PUBLISHED not in since_paused(standby), (
             "the standby published while a higher-priority peer ran"
         )
@@ -108,4 +109,6 @@ def test_one_replica_is_active_and_the_other_takes_over(
             timeout=30,
             message="rendered by the standby",
         )
-        assert PUBLISHED in since_paused(standby)
+        wait_until(
+            lambda: PUBLISHED in since_paused(standby), timeout=10, message="the standby's publish line"
+        )
