@@ -37,4 +37,4 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 OPT_IN = frozenset({instructions.NAME})
-"""Run only when named in ``--only``: slow (valgrind), and not installed by ``run.sh``."""
+"""Run only when named in ``--only``: the instruction count runs under valgrind for about a minute."""
