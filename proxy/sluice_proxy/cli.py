@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import config, logs, workers
+from . import build, config, logs, workers
 from .embedded import LOCAL_DEV_KEY, embedded_config
 from .runtime import RuntimeConfig, compile_config
 
@@ -48,6 +48,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="worker processes sharing the port, one per core is typical (env SLUICE_WORKERS; default 1)",
     )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"sluice-proxy {build.VERSION} ({'compiled' if build.COMPILED else 'interpreted'})",
+    )
     return parser.parse_args(argv)
 
 

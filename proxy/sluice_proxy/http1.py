@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
+from mypy_extensions import mypyc_attr
 
 from .deadlines import Deadlines
 
@@ -38,6 +39,7 @@ MAX_IDLE: Final = 256
 """Idle connections kept per origin."""
 
 
+@mypyc_attr(native_class=False)  # compiled: a builtin exception's subclass stays a Python class
 class ConnectionBrokenError(ConnectionError):
     """The upstream closed or broke the connection before the response was complete."""
 
@@ -47,6 +49,7 @@ class ConnectionBrokenError(ConnectionError):
         """Whether any byte of the response had arrived (if not, a reused connection may be retried)."""
 
 
+@mypyc_attr(native_class=False)
 class MalformedResponseError(ConnectionError):
     """The upstream's bytes are not HTTP/1.1."""
 

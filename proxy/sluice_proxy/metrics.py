@@ -14,6 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from . import build
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model")
@@ -103,6 +105,14 @@ CONFIG_INFO = Gauge(
     registry=REGISTRY,
     multiprocess_mode="max",
 )
+BUILD_INFO = Gauge(
+    "sluice_build_info",
+    "1, labelled with the proxy's version and whether it runs compiled (mypyc) or interpreted.",
+    ("version", "compiled"),
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+BUILD_INFO.labels(build.VERSION, str(build.COMPILED).lower()).set(1)
 PRICING_UNKNOWN = Counter(
     "sluice_pricing_unknown", "Responses with no known price.", ("provider", "model"), registry=REGISTRY
 )

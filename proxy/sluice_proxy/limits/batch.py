@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import hiredis
+from mypy_extensions import mypyc_attr
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
@@ -50,6 +51,7 @@ class Evalsha:
         return b"*%d\r\n" % (self._fixed + len(values)) + self._head + packed_args(values)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled: tests subclass it too
 class ScriptCall:
     """One script call, the items that joined it this tick, and what to do with its reply.
 
@@ -59,7 +61,7 @@ class ScriptCall:
 
     __slots__ = ("evalsha", "items", "pipeline", "retried")
 
-    MAX_ITEMS = 256
+    MAX_ITEMS: Final = 256
     """Items one call carries at most: a script holds Redis while it runs, and Lua's ``unpack``
     (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 

@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
+from mypy_extensions import mypyc_attr
 from redis.asyncio.connection import parse_url
 from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 
 
+@mypyc_attr(native_class=False)  # compiled: a builtin exception's subclass stays a Python class
 class PipeClosedError(ConnectionError):
     """The connection to Redis is gone; the replies still owed on it will not come."""
 
