@@ -5,14 +5,23 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # Builder: resolves and builds every wheel once; nothing of this stage but the wheels reaches an image.
+# Sluice's own wheel is compiled by mypyc (SLUICE_COMPILE=1, see setup.py): the proxy's hot path
+# runs as C extensions. The compiler and mypy stay in this stage.
 FROM ${PYTHON_IMAGE} AS builder
+ARG MYPY_VERSION=2.4.1
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY proxy proxy
 COPY operator operator
-RUN pip wheel --wheel-dir /wheels/proxy . \
- && pip wheel --wheel-dir /wheels/operator '.[operator]'
+RUN pip install "mypy==${MYPY_VERSION}" "setuptools>=77" \
+ && SLUICE_COMPILE=1 pip wheel --no-build-isolation --no-deps --wheel-dir /wheels/sluice . \
+ && wheel=$(ls /wheels/sluice/sluice-*.whl) \
+ && pip wheel --wheel-dir /wheels/proxy "$wheel" \
+ && pip wheel --wheel-dir /wheels/operator "$wheel[operator]"
 
 # Runtime base: the interpreter and an unprivileged user, no compiler, no build backend.
 FROM ${PYTHON_IMAGE} AS runtime

@@ -24,7 +24,6 @@ INTERPRETED = {
     "app.py": "mypyc does not compile async generators (aiohttp cleanup contexts)",
     "reload.py": "async generators",
     "limits/context.py": "async generators",
-    "middlewares.py": "aiohttp marks a middleware by setting an attribute on the function",
     "config/schema.py": "msgspec Struct classes must stay Python classes",
     "errors.py": "subclasses override class attributes (status, type, code); compiled, they would not",
 }

@@ -13,6 +13,8 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from sluice_proxy import build
+
 from . import machine, report, stack
 from .harness import Bench, Settings
 from .scenarios import OPT_IN, SCENARIOS
@@ -41,6 +43,11 @@ def parse_args() -> argparse.Namespace:
         "--no-limits",
         action="store_true",
         help="Sluice without Redis, limits and budgets (pricing, metrics, logs stay): what the limiter costs",
+    )
+    parser.add_argument(
+        "--interpreted",
+        action="store_true",
+        help="measure the proxy interpreted from the source tree, not compiled by mypyc as the image ships it",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     return parser.parse_args()
@@ -116,6 +123,14 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    if args.interpreted == build.COMPILED:
+        print(
+            "bench: the proxy on PYTHONPATH is "
+            + ("compiled but --interpreted was given" if build.COMPILED else "interpreted")
+            + "; run bench/run.sh, which builds the compiled one (or pass --interpreted to measure the source tree)",
+            file=sys.stderr,
+        )
+        return 2
     if missing := [tool for tool in TOOLS if shutil.which(tool) is None]:
         print(
             f"missing {', '.join(missing)}: run bench/run.sh, or apt-get install wrk redis-server util-linux",
@@ -135,6 +150,7 @@ def main() -> int:
             **asdict(settings),
             "scenarios": chosen,
             "sluice_limits": not args.no_limits,
+            "sluice_build": "compiled" if build.COMPILED else "interpreted",
             "nice": os.getpriority(os.PRIO_PROCESS, 0),
         },
     )
@@ -154,7 +170,8 @@ def main() -> int:
     ]
     m = record.machine
     print(f"\nSluice bench {m['commit_short']}{' (dirty)' if m['dirty'] else ''} · {m['nproc']} × {m['cpu_model']} · "
-          f"Python {m['python']} · {'quick' if settings.quick else 'full'} · {m['layout_text']}\n")  # fmt: skip
+          f"Python {m['python']} · Sluice {record.settings['sluice_build']} · {'quick' if settings.quick else 'full'} · "
+          f"{m['layout_text']}\n")  # fmt: skip
     print(report.table(record.rows))
     if "profile_text" in record.details:
         print("\n" + record.details["profile_text"])

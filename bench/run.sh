@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command: bench/run.sh [--quick] [--only overhead,stream,...] [--keep]
-# Installs wrk and redis-server with apt-get when they are missing (as root), then runs `python -m bench`.
+# The benchmark suite in one command: bench/run.sh [--quick] [--only overhead,stream,...] [--keep] [--interpreted]
+# Installs wrk and redis-server with apt-get when they are missing (as root), builds the proxy
+# compiled by mypyc as the image ships it (scripts/build-compiled.sh; --interpreted: the source
+# tree instead), then runs `python -m bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +27,9 @@ python=.venv/bin/python
 if [[ " $* " != *" --only "* || " $* " == *profile* ]] && [[ ! -x .venv/bin/py-spy ]]; then
   # The profile scenario samples the proxy with py-spy; it is a bench tool, not a project dependency.
   .venv/bin/pip install -q py-spy || echo "bench: could not install py-spy; the profile scenario will fail" >&2
+fi
+if [[ " $* " != *" --interpreted "* ]]; then
+  PYTHONPATH=$PWD/$(scripts/build-compiled.sh)
+  export PYTHONPATH
 fi
 exec "$python" -m bench "$@"

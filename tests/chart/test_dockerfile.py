@@ -80,3 +80,12 @@ def test_build_context_carries_what_the_builder_copies() -> None:
     }
     assert copied <= allowed, f"{sorted(copied - allowed)} are excluded by .dockerignore"
     assert "*" in (ROOT / ".dockerignore").read_text().splitlines(), "deny by default so no secret is sent"
+
+
+def test_the_sluice_wheel_is_compiled_in_the_builder_and_no_compiler_reaches_an_image() -> None:
+    builder = " ".join(args for instruction, args in stages()["builder"] if instruction == "RUN")
+    assert "SLUICE_COMPILE=1 pip wheel --no-build-isolation" in builder
+    assert "gcc" in builder and "mypy==" in builder
+    for stage in ("runtime", "proxy", "operator"):
+        runs = " ".join(args for instruction, args in stages()[stage] if instruction == "RUN")
+        assert "gcc" not in runs and "mypy" not in runs and "apt-get" not in runs, stage
