@@ -4,9 +4,11 @@
 # proxy from this checkout. Rebuilt only when the sources or the build changed (~1.5 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=.venv/bin/python
 out=build/compiled
-stamp=$( (cat setup.py pyproject.toml; find proxy -name '*.py' -print0 | sort -z | xargs -0 cat; "$PY" -m mypy --version) | sha256sum | cut -c1-16)
+# Every file of the package counts (its Lua scripts and YAML go into the wheel too), and mypy's version.
+stamp=$( (cat setup.py pyproject.toml; find proxy -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 cat
+  "$PY" -m mypy --version) | sha256sum | cut -c1-16)
 if [[ -f $out/.stamp && $(cat "$out/.stamp") == "$stamp" ]]; then
   echo "$out"; exit 0
 fi
