@@ -7,6 +7,10 @@ compiler, the Python headers and mypy, and runs without build isolation so that 
 mypy already installed:
 
     SLUICE_COMPILE=1 pip wheel --no-build-isolation --no-deps .
+
+Dataclasses made per request (``RequestContext``, ``Usage``, ``Settlement``…) say ``init=False``
+and write their own ``__init__``: compiled, that one is native code, while the ``__init__``
+dataclass generates stays interpreted, about six times slower (80 against 450 ns).
 """
 
 from __future__ import annotations

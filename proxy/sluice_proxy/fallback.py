@@ -32,12 +32,17 @@ MAX_BACKOFF = 5.0
 MAX_RETRY_AFTER = 10.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class Opened:
     backend: RuntimeBackend
     response: UpstreamResponse
     first: bytes
     """The first body slice of a stream (b"" for whole responses)."""
+
+    def __init__(self, backend: RuntimeBackend, response: UpstreamResponse, first: bytes) -> None:
+        self.backend = backend
+        self.response = response
+        self.first = first
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class Event:
     data: bytes
-    event: str | None = None
+    event: str | None
+
+    def __init__(self, data: bytes, event: str | None = None) -> None:
+        self.data = data
+        self.event = event
 
 
 class SSEParser:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -44,27 +44,42 @@ def _export_breaker_state(key: str, state: State) -> None:
     metrics.BREAKER_STATE.labels(provider, model).set(int(state))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class RequestContext:
     """What the access log line says about one request; filled in as the request proceeds."""
 
     request_id: str
     method: str
     path: str
-    started: float = field(default_factory=time.perf_counter)
-    finished: float = 0.0
-    status: int = 500
-    tenant: str = ""
-    model: str = ""
-    route: str = ""
-    provider: str = ""
-    upstream_model: str = ""
-    stream: bool = False
-    first_token_at: float | None = None
-    usage: Usage | None = None
-    usage_estimated: bool = False
-    cost_usd: float | None = None
-    error: str | None = None
+    started: float
+    finished: float
+    status: int
+    tenant: str
+    model: str
+    route: str
+    provider: str
+    upstream_model: str
+    stream: bool
+    first_token_at: float | None
+    usage: Usage | None
+    usage_estimated: bool
+    cost_usd: float | None
+    error: str | None
+
+    def __init__(self, request_id: str, method: str, path: str) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.started = time.perf_counter()
+        self.finished = 0.0
+        self.status = 500
+        self.tenant = self.model = self.route = self.provider = self.upstream_model = ""
+        self.stream = False
+        self.first_token_at = None
+        self.usage = None
+        self.usage_estimated = False
+        self.cost_usd = None
+        self.error = None
 
     def log_fields(self) -> dict[str, Any]:
         """The access log line's fields, once the response is done."""

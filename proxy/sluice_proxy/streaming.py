@@ -29,15 +29,23 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class StreamOutcome:
     response: web.StreamResponse
     usage: Usage | None
     first_token_at: float | None
     """``time.perf_counter()`` when the first chunk reached the client."""
-    error: GatewayError | None = None
-    client_gone: bool = False
-    usage_estimated: bool = False
+    error: GatewayError | None
+    client_gone: bool
+    usage_estimated: bool
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+        self.usage = None
+        self.first_token_at = None
+        self.error = None
+        self.client_gone = False
+        self.usage_estimated = False
 
 
 async def relay(
@@ -49,7 +57,7 @@ async def relay(
     decoder = opened.backend.adapter.stream_decoder(target, include_usage=call.include_usage)
     encoder = ingress.stream_encoder(model=call.model, include_usage=call.include_usage)
     upstream = opened.response
-    outcome = StreamOutcome(response, None, None)
+    outcome = StreamOutcome(response)
     relayed = 0
     data = opened.first
     # OpenAI upstream to OpenAI client: plain events are forwarded as the bytes that came,

@@ -9,7 +9,7 @@ from ..errors import GatewayError
 from ..providers.base import JSON, Chunk, Usage
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class ChatCall:
     """A parsed client chat request in the hub (OpenAI) shape."""
 
@@ -17,6 +17,12 @@ class ChatCall:
     stream: bool
     include_usage: bool
     body: JSON
+
+    def __init__(self, model: str, stream: bool, include_usage: bool, body: JSON) -> None:
+        self.model = model
+        self.stream = stream
+        self.include_usage = include_usage
+        self.body = body
 
 
 class StreamEncoder(Protocol):

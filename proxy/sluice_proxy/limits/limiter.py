@@ -31,7 +31,7 @@ import itertools
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +65,7 @@ Redis error (refused, reset) switches at once."""
 _ADJECTIVES: dict[Period, str] = {"day": "daily", "month": "monthly"}
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)  # its own __init__: see setup.py
 class Admission:
     """One admitted request; settle or release it exactly once."""
 
@@ -76,7 +76,24 @@ class Admission:
     headers: dict[str, str]
     """``x-ratelimit-*`` for the successful response."""
     store: Store
-    settled: bool = field(default=False)
+    settled: bool
+
+    def __init__(
+        self,
+        id: str,
+        plan: Plan,
+        reserved_tokens: int,
+        admitted_ms: int,
+        headers: dict[str, str],
+        store: Store,
+    ) -> None:
+        self.id = id
+        self.plan = plan
+        self.reserved_tokens = reserved_tokens
+        self.admitted_ms = admitted_ms
+        self.headers = headers
+        self.store = store
+        self.settled = False
 
 
 class Limiter:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from .checks import Check
 
 
-@dataclass(slots=True)  # not frozen: its __init__ would make a call per field, per request
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class Decision:
     rejected: Check | None
     rejected_index: int
@@ -20,8 +20,22 @@ class Decision:
     reset_ms: tuple[int, ...]
     """Per check, milliseconds until its oldest charge leaves the window (budget: period end)."""
 
+    def __init__(
+        self,
+        rejected: Check | None,
+        rejected_index: int,
+        now_ms: int,
+        used: tuple[int, ...],
+        reset_ms: tuple[int, ...],
+    ) -> None:
+        self.rejected = rejected
+        self.rejected_index = rejected_index
+        self.now_ms = now_ms
+        self.used = used
+        self.reset_ms = reset_ms
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class Settlement:
     """Everything a store needs to settle one admission; replayable after an outage."""
 
@@ -29,14 +43,38 @@ class Settlement:
     admitted_ms: int
     delta_tokens: int
     """Real tokens minus the tokens reserved at admission."""
-    token_keys: list[str] = field(default_factory=list)
-    slot_keys: list[str] = field(default_factory=list)
-    usage_keys: list[tuple[str, int]] = field(default_factory=list)
+    token_keys: list[str]
+    slot_keys: list[str]
+    usage_keys: list[tuple[str, int]]
     """Usage hashes to add to, each with the Unix second it expires at."""
-    spend_micro: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
+    spend_micro: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+
+    def __init__(
+        self,
+        id: str,
+        admitted_ms: int,
+        delta_tokens: int,
+        token_keys: list[str] | None = None,
+        slot_keys: list[str] | None = None,
+        usage_keys: list[tuple[str, int]] | None = None,
+        spend_micro: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_input_tokens: int = 0,
+    ) -> None:
+        self.id = id
+        self.admitted_ms = admitted_ms
+        self.delta_tokens = delta_tokens
+        self.token_keys = [] if token_keys is None else token_keys
+        self.slot_keys = [] if slot_keys is None else slot_keys
+        self.usage_keys = [] if usage_keys is None else usage_keys
+        self.spend_micro = spend_micro
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cached_input_tokens = cached_input_tokens
 
 
 class Store(Protocol):

@@ -37,21 +37,32 @@ class Target:
     pricing: Pricing | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
-    method: str = "POST"
+    method: str
+
+    def __init__(self, url: str, headers: dict[str, str], body: bytes, method: str = "POST") -> None:
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.method = method
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see setup.py
 class Usage:
     """Token counts of one response, as the provider reported them."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+
+    def __init__(self, input_tokens: int = 0, output_tokens: int = 0, cached_input_tokens: int = 0) -> None:
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cached_input_tokens = cached_input_tokens
 
     @property
     def total_tokens(self) -> int:
