@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import sluice_proxy
-from sluice_proxy import build
+from sluice_proxy import build, metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECT_COMPILED = os.environ.get("SLUICE_EXPECT_COMPILED") == "1"
@@ -39,6 +39,17 @@ def test_version_names_the_build() -> None:
     assert (
         printed.strip()
         == f"sluice-proxy {build.VERSION} ({'compiled' if EXPECT_COMPILED else 'interpreted'})"
+    )
+
+
+def test_the_build_info_metric_names_the_build() -> None:
+    assert (
+        b'sluice_build_info{compiled="%s",version="%s"} 1.0'
+        % (
+            str(EXPECT_COMPILED).lower().encode(),
+            build.VERSION.encode(),
+        )
+        in metrics.exposition()
     )
 
 
