@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import handlers, metrics, usage_api
+from . import config, handlers, metrics, usage_api
 from .limits.context import limits_context
 from .logs import AccessLog
 from .middlewares import gateway_middleware
@@ -25,12 +25,17 @@ async def _close_clients(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(
-    runtime: RuntimeConfig, *, config_path: Path | None = None, waiting: bool = False
+    runtime: RuntimeConfig,
+    *,
+    config_path: Path | None = None,
+    waiting: bool = False,
+    reuse: config.Reuse | None = None,
 ) -> web.Application:
     """The proxy application; with ``config_path`` it hot-reloads that file.
 
     ``waiting``: the file does not exist yet (Kubernetes mounts an optional ConfigMap
     before the operator rendered it); the proxy answers 503 until it appears.
+    ``reuse``: what loading ``runtime`` from ``config_path`` left for its reloads to reuse.
     """
     # The body limit is enforced per request from the live config (it may change on reload).
     app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY_CEILING)
@@ -43,7 +48,7 @@ def make_app(
     app.cleanup_ctx.append(_close_clients)
     app.cleanup_ctx.append(limits_context(runtime.config.redis))
     if config_path is not None:
-        app.cleanup_ctx.append(reload_context(config_path))
+        app.cleanup_ctx.append(reload_context(config_path, config.Reuse() if reuse is None else reuse))
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/embeddings", handlers.embeddings)

@@ -59,6 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     path = Path(args.config) if args.config else None
+    reuse = config.Reuse()
     try:
         waiting = path is not None and not path.exists()
         if path is None:
@@ -66,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif waiting:
             cfg = config.SluiceConfig()  # serves nothing; /readyz says 503 until the file appears
         else:
-            cfg = config.load(path)
-        runtime = compile_config(cfg)
+            cfg = config.load(path, reuse)
+        runtime = compile_config(cfg, reuse=reuse)
     except config.ConfigError as error:
         print(f"sluice-proxy: {error.source} is invalid:", file=sys.stderr)
         for problem in error.problems:
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         workers.prepare_metrics_dir()
         return workers.supervise(
-            args.workers, lambda index: _serve(runtime, path, host, port, reuse_port=True, waiting=waiting)
+            args.workers,
+            lambda index: _serve(runtime, path, host, port, reuse_port=True, waiting=waiting, reuse=reuse),
         )
     if waiting:
         print(
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    _serve(runtime, path, host, port, reuse_port=False, waiting=waiting)
+    _serve(runtime, path, host, port, reuse_port=False, waiting=waiting, reuse=reuse)
     return 0
 
 
@@ -112,7 +114,14 @@ LISTEN_BACKLOG = 4096
 
 
 def _serve(
-    runtime: RuntimeConfig, path: Path | None, host: str, port: int, *, reuse_port: bool, waiting: bool
+    runtime: RuntimeConfig,
+    path: Path | None,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool,
+    waiting: bool,
+    reuse: config.Reuse,
 ) -> None:
     from aiohttp import web
 
@@ -124,7 +133,7 @@ def _serve(
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         pass
-    app = make_app(runtime, config_path=path, waiting=waiting)
+    app = make_app(runtime, config_path=path, waiting=waiting, reuse=reuse)
     # What start-up built (modules, the compiled config) lives as long as the process: keep it
     # out of the cyclic collector's full scans, which otherwise stall requests on big configs.
     gc.freeze()

@@ -16,6 +16,8 @@ import itertools
 import os
 import signal
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
@@ -33,6 +35,9 @@ RETIRE_SLICE = 500
 RETIRE_WAIT = 600.0
 """How long a replaced config waits for its last requests (long streams) before refcounting frees it."""
 
+RELOAD_NICE = 19
+"""The compile thread's nice value: on the event loop's core the kernel runs the loop first."""
+
 Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
@@ -47,9 +52,18 @@ def fingerprint(paths: Iterable[Path]) -> Fingerprint:
     return tuple(prints)
 
 
-def load_runtime(path: Path) -> RuntimeConfig:
-    """Parse, validate and compile ``path``; raises ConfigError naming every problem."""
-    return compile_config(config.load(path))
+def _lower_priority() -> None:
+    # Linux takes a thread id here; elsewhere it names no process and the call fails harmlessly.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RELOAD_NICE)
+
+
+def load_runtime(path: Path, previous: RuntimeConfig | None, reuse: config.Reuse) -> RuntimeConfig:
+    """Parse, validate and compile ``path``, reusing what did not change since ``previous``.
+
+    Raises ConfigError naming every problem.
+    """
+    return compile_config(config.load(path, reuse), previous, reuse)
 
 
 async def retire(runtime: RuntimeConfig) -> None:
@@ -77,9 +91,11 @@ async def retire(runtime: RuntimeConfig) -> None:
 
 
 class Reloader:
-    def __init__(self, gateway: Gateway, path: Path) -> None:
+    def __init__(self, gateway: Gateway, path: Path, reuse: config.Reuse) -> None:
         self.gateway = gateway
         self.path = path
+        self.reuse = reuse
+        self._compiler = ThreadPoolExecutor(1, "sluice-reload", initializer=_lower_priority)
         self._lock = asyncio.Lock()
         self._seen = fingerprint(self._watched())
         self.retiring: asyncio.Task[None] | None = None
@@ -102,7 +118,9 @@ class Reloader:
             # walk the whole heap several times meanwhile, holding the GIL for tens of ms.
             gc.disable()
             try:
-                runtime = await loop.run_in_executor(None, load_runtime, self.path)
+                runtime = await loop.run_in_executor(
+                    self._compiler, load_runtime, self.path, self.gateway.runtime, self.reuse
+                )
                 # The new config lives until the next reload: freeze it out of the collector's
                 # scans before the collector is back, or its first full pass walks all of it.
                 gc.freeze()
@@ -145,6 +163,7 @@ class Reloader:
         """Stop freeing replaced configs: the process is ending and frees everything anyway."""
         for task in self._retiring:
             task.cancel()
+        self._compiler.shutdown(wait=False, cancel_futures=True)
 
     async def watch(self) -> None:
         while True:
@@ -153,11 +172,11 @@ class Reloader:
                 await self.reload("file change")
 
 
-def reload_context(path: Path) -> Callable[[web.Application], AsyncIterator[None]]:
+def reload_context(path: Path, reuse: config.Reuse) -> Callable[[web.Application], AsyncIterator[None]]:
     """An aiohttp cleanup context running the watcher and the SIGHUP handler."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        reloader = Reloader(app[GATEWAY], path)
+        reloader = Reloader(app[GATEWAY], path, reuse)
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[bool]] = set()
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Problem, checksum, hash_key, parse_duration
+from .config import ConfigError, Problem, Reuse, checksum, hash_key, parse_duration
 from .config.schema import (
     DEFAULT_BASE_URLS,
     FallbackReason,
@@ -31,6 +31,7 @@ class RuntimeTenant:
     name: str
     spec: Tenant
     allowed_routes: frozenset[str]
+    key_hashes: tuple[str, ...]
 
     def may_use(self, route_model: str) -> bool:
         return WILDCARD in self.allowed_routes or route_model in self.allowed_routes
@@ -70,6 +71,8 @@ class RuntimeConfig:
     patterns: tuple[RuntimeRoute, ...]
     """Routes whose model is a glob (``claude-*``, ``*``), in configuration order."""
     secret_files: frozenset[Path]
+    providers: dict[str, Target]
+    """Each provider's target without a model: a route is recompiled when one of its providers changed."""
 
     def route_for(self, model: str) -> RuntimeRoute | None:
         route = self.routes.get(model)
@@ -156,28 +159,63 @@ def _compile_route(route: Route, providers: dict[str, tuple[Adapter | None, Targ
     )
 
 
-def compile_config(config: SluiceConfig) -> RuntimeConfig:
-    """Everything the request path needs, indexed; ConfigError lists every problem."""
+def compile_config(
+    config: SluiceConfig, previous: RuntimeConfig | None = None, reuse: Reuse | None = None
+) -> RuntimeConfig:
+    """Everything the request path needs, indexed; ConfigError lists every problem.
+
+    Tenants and routes whose spec is the very object ``previous`` was compiled from (``reuse``
+    hands unchanged items back, see :class:`~sluice_proxy.config.codec.Reuse`) keep their
+    compiled form, unless a provider of the route changed (its secret too).
+    """
     problems: list[Problem] = []
     files: set[Path] = set()
     providers = {p.name: _target_factory(p, i, problems, files) for i, p in enumerate(config.providers)}
+    compiled_tenants = _compiled_tenants(previous)
     tenants: dict[str, RuntimeTenant] = {}
     for tenant in config.tenants:
-        runtime_tenant = RuntimeTenant(tenant.name, tenant, frozenset(tenant.routes))
-        for key in tenant.keys:
-            digest = key.sha256 or hash_key(key.value or "")
+        runtime_tenant = compiled_tenants.get(id(tenant)) or _compile_tenant(tenant)
+        for digest in runtime_tenant.key_hashes:
             tenants[digest] = runtime_tenant
     if problems:
         raise ConfigError(problems)
-    routes = [_compile_route(route, providers) for route in config.routes]
+    compiled_routes = _compiled_routes(previous, providers)
+    routes = [compiled_routes.get(id(route)) or _compile_route(route, providers) for route in config.routes]
     return RuntimeConfig(
         config=config,
-        checksum=checksum(config),
+        checksum=checksum(config, reuse),
         tenants_by_key_hash=tenants,
         routes={r.model: r for r in routes if not _is_pattern(r.model)},
         patterns=tuple(r for r in routes if _is_pattern(r.model)),
         secret_files=frozenset(files),
+        providers={name: target for name, (_, target) in providers.items()},
     )
+
+
+def _compile_tenant(tenant: Tenant) -> RuntimeTenant:
+    hashes = tuple(key.sha256 or hash_key(key.value or "") for key in tenant.keys)
+    return RuntimeTenant(tenant.name, tenant, frozenset(tenant.routes), hashes)
+
+
+def _compiled_tenants(previous: RuntimeConfig | None) -> dict[int, RuntimeTenant]:
+    """``previous``'s compiled tenants by the identity of their spec."""
+    if previous is None:
+        return {}
+    return {id(tenant.spec): tenant for tenant in previous.tenants_by_key_hash.values()}
+
+
+def _compiled_routes(
+    previous: RuntimeConfig | None, providers: dict[str, tuple[Adapter | None, Target]]
+) -> dict[int, RuntimeRoute]:
+    """``previous``'s compiled routes by the identity of their spec, if none of their providers changed."""
+    if previous is None:
+        return {}
+    unchanged = {name for name, (_, target) in providers.items() if previous.providers.get(name) == target}
+    return {
+        id(route.spec): route
+        for route in (*previous.routes.values(), *previous.patterns)
+        if all(backend.provider in unchanged for backend in route.spec.backends)
+    }
 
 
 def _is_pattern(model: str) -> bool:

@@ -1,7 +1,7 @@
 """The shared configuration contract (imported by the operator too)."""
 
 from .check import Problem, check, parse_duration
-from .codec import ConfigError, checksum, decode, dumps, hash_key, load, loads, to_builtins
+from .codec import ConfigError, Reuse, checksum, decode, dumps, hash_key, load, loads, to_builtins
 from .schema import (
     Backend,
     Budget,
@@ -35,6 +35,7 @@ __all__ = [
     "ProviderType",
     "RedisSettings",
     "Retry",
+    "Reuse",
     "Route",
     "SecretRef",
     "SluiceConfig",

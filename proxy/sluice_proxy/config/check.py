@@ -6,6 +6,7 @@ path of the offending field, what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 
@@ -27,6 +28,7 @@ class Problem(msgspec.Struct, frozen=True):
         return f"{self.path}: {self.message}"
 
 
+@functools.lru_cache(maxsize=256)  # a config has thousands of durations but only a few distinct ones
 def parse_duration(text: str) -> float:
     """Seconds in a Go-style duration (``1m30s``, ``200ms``); the schema checked its shape."""
     return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
@@ -104,16 +106,19 @@ def check(config: SluiceConfig) -> list[Problem]:
     for i, route in enumerate(config.routes):
         seen: set[tuple[str, str]] = set()
         for j, backend in enumerate(route.backends):
-            path = f"routes[{i}].backends[{j}]"
             if backend.provider not in providers:
                 problems.append(
                     Problem(
-                        f"{path}.provider",
+                        f"routes[{i}].backends[{j}].provider",
                         f"unknown provider '{backend.provider}' (known: {_known(provider_names)})",
                     )
                 )
             if (backend.provider, backend.model) in seen:
-                problems.append(Problem(path, f"duplicate backend {backend.provider}/{backend.model}"))
+                problems.append(
+                    Problem(
+                        f"routes[{i}].backends[{j}]", f"duplicate backend {backend.provider}/{backend.model}"
+                    )
+                )
             seen.add((backend.provider, backend.model))
         if all(b.weight == 0 for b in route.backends):
             problems.append(Problem(f"routes[{i}].backends", "at least one backend needs a weight above 0"))
@@ -129,16 +134,15 @@ def check(config: SluiceConfig) -> list[Problem]:
     key_owner: dict[str, str] = {}
     for i, tenant in enumerate(config.tenants):
         for j, key in enumerate(tenant.keys):
-            path = f"tenants[{i}].keys[{j}]"
             if (key.sha256 is None) == (key.value is None):
-                problems.append(Problem(path, "set exactly one of sha256, value"))
+                problems.append(Problem(f"tenants[{i}].keys[{j}]", "set exactly one of sha256, value"))
                 continue
             digest = key.sha256 or key.value or ""
-            if digest in key_owner and key_owner[digest] != tenant.name:
+            owner = key_owner.setdefault(digest, tenant.name)
+            if owner != tenant.name:
                 problems.append(
-                    Problem(path, f"the same key is already given to tenant '{key_owner[digest]}'")
+                    Problem(f"tenants[{i}].keys[{j}]", f"the same key is already given to tenant '{owner}'")
                 )
-            key_owner[digest] = tenant.name
         limited: set[str] = set()
         for j, model_limits in enumerate(tenant.model_limits):
             if model_limits.model in limited:

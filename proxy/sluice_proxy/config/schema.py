@@ -29,8 +29,12 @@ Name = Annotated[
 ]
 
 
-class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel"):
-    """Base for every config object: strict (unknown fields are errors), camelCase on the wire."""
+class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="camel", frozen=True):
+    """Base for every config object: strict (unknown fields are errors), camelCase on the wire.
+
+    Frozen, because a reload hands unchanged items of the last config to the next one
+    (``codec.Reuse``); mypy wants each subclass to say ``frozen=True`` as well.
+    """
 
 
 class ProviderType(StrEnum):
@@ -60,7 +64,7 @@ class FallbackReason(StrEnum):
     CONNECTION_ERROR = "connectionError"
 
 
-class SecretRef(_Struct):
+class SecretRef(_Struct, frozen=True):
     """Where a secret comes from: exactly one of ``env``, ``file`` or ``value``."""
 
     env: str | None = None
@@ -68,19 +72,19 @@ class SecretRef(_Struct):
     value: str | None = None
 
 
-class Listen(_Struct):
+class Listen(_Struct, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
 
 
-class RedisSettings(_Struct):
+class RedisSettings(_Struct, frozen=True):
     url: str
     timeout: Duration = "50ms"
     fail_mode: Literal["open", "closed"] = "open"
     key_prefix: str = "sluice"
 
 
-class Pricing(_Struct):
+class Pricing(_Struct, frozen=True):
     """USD per million tokens."""
 
     input: NonNegativeFloat
@@ -88,7 +92,7 @@ class Pricing(_Struct):
     cached_input: NonNegativeFloat | None = None
 
 
-class Provider(_Struct):
+class Provider(_Struct, frozen=True):
     """One upstream account (ProviderSecret)."""
 
     name: Name
@@ -99,7 +103,7 @@ class Provider(_Struct):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class Backend(_Struct):
+class Backend(_Struct, frozen=True):
     """One upstream target of a route: tried by ``priority``, then by ``weight``."""
 
     provider: Name
@@ -109,18 +113,18 @@ class Backend(_Struct):
     pricing: Pricing | None = None
 
 
-class Retry(_Struct):
+class Retry(_Struct, frozen=True):
     attempts: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
     backoff: Duration = "200ms"
 
 
-class CacheSettings(_Struct):
+class CacheSettings(_Struct, frozen=True):
     enabled: bool = True
     ttl: Duration = "5m"
     shared: bool = False
 
 
-class Limits(_Struct):
+class Limits(_Struct, frozen=True):
     """Ceilings per minute; absent means unlimited."""
 
     requests_per_minute: PositiveInt | None = None
@@ -128,7 +132,7 @@ class Limits(_Struct):
     concurrency: PositiveInt | None = None
 
 
-class Route(_Struct):
+class Route(_Struct, frozen=True):
     """Maps the model name clients send to an ordered set of backends (AIRoute)."""
 
     model: Annotated[str, msgspec.Meta(min_length=1)]
@@ -147,24 +151,24 @@ class Route(_Struct):
     limits: Limits | None = None
 
 
-class TenantKey(_Struct):
+class TenantKey(_Struct, frozen=True):
     """A gateway key: its SHA-256 hex digest, or (local use only) its value."""
 
     sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
     value: Annotated[str, msgspec.Meta(min_length=8)] | None = None
 
 
-class Budget(_Struct):
+class Budget(_Struct, frozen=True):
     usd: NonNegativeFloat
     period: Literal["day", "month"] = "month"
     alert_percent: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
 
 
-class ModelLimits(Limits, kw_only=True):
+class ModelLimits(Limits, kw_only=True, frozen=True):
     model: Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class Tenant(_Struct):
+class Tenant(_Struct, frozen=True):
     """A team or application holding gateway keys (AITenant)."""
 
     name: Name
@@ -175,16 +179,16 @@ class Tenant(_Struct):
     budget: Budget | None = None
 
 
-class Server(_Struct):
+class Server(_Struct, frozen=True):
     max_body_bytes: PositiveInt = 8 * 1024 * 1024
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class Metrics(_Struct):
+class Metrics(_Struct, frozen=True):
     tenant_labels: bool = True
 
 
-class SluiceConfig(_Struct):
+class SluiceConfig(_Struct, frozen=True):
     """The whole proxy configuration."""
 
     version: Literal[1] = 1
