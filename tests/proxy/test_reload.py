@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import TENANT_KEY, basic_config
+from sluice_proxy import config as config_module
+from tests.conftest import OTHER_KEY, TENANT_KEY, basic_config
 from tests.proxy_process import ProxyProcess, wait_until
 from tests.upstreams.openai import FakeOpenAI
 from tests.upstreams.server import ThreadedServer
@@ -173,3 +176,38 @@ def test_waits_for_a_config_file_that_does_not_exist_yet(fake_openai: Upstream, 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _checksum(data: dict[str, Any]) -> str:
+    return config_module.checksum(config_module.loads(json.dumps(data)))
+
+
+def _status(proxy: ProxyProcess, key: str, model: str) -> int:
+    response = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    return response.status_code
+
+
+def test_json_reloads_serve_exactly_the_new_file(
+    fake_openai: Upstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    """JSON reloads reuse unchanged items; what changed (a key, a route's backend) is served at once."""
+    config = basic_config(fake_openai[1].url)
+    proxy = start_proxy(config)
+    proxy.write_config(json.dumps(config))  # JSON from here on, as the operator publishes it
+    wait_until(lambda: config_hash(proxy) == _checksum(config), message="the JSON form")
+    assert _status(proxy, OTHER_KEY, "mock-echo") == 200
+
+    config["tenants"][1]["keys"] = [{"value": "sk-team-b-rotated"}]
+    config["routes"][1]["backends"] = [{"provider": "openai-main", "model": "gpt-4o-mini"}]
+    proxy.write_config(json.dumps(config))
+    wait_until(lambda: config_hash(proxy) == _checksum(config), message="the changed JSON")
+
+    assert _status(proxy, OTHER_KEY, "mock-echo") == 401
+    assert _status(proxy, "sk-team-b-rotated", "mock-echo") == 200
+    assert fake_openai[0].requests[-1].body["model"] == "gpt-4o-mini"
+    assert _status(proxy, TENANT_KEY, "gpt-4o") == 200, "the unchanged tenant and route still serve"
