@@ -98,6 +98,13 @@ LIMITER_DEGRADED = Gauge(
     multiprocess_mode="max",
 )
 CONFIG_RELOADS = Counter("sluice_config_reloads", "Configuration reloads.", ("result",), registry=REGISTRY)
+CONFIG_RELOAD_DURATION = Histogram(
+    "sluice_config_reload_duration_seconds",
+    "Time to read, validate and compile a changed configuration, by result.",
+    ("result",),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
 CONFIG_INFO = Gauge(
     "sluice_config_info",
     "1 for the loaded configuration's checksum.",

@@ -117,6 +117,7 @@ class Reloader:
             # A compile allocates a few hundred thousand objects; the cyclic collector would
             # walk the whole heap several times meanwhile, holding the GIL for tens of ms.
             gc.disable()
+            started = loop.time()
             try:
                 runtime = await loop.run_in_executor(
                     self._compiler, load_runtime, self.path, self.gateway.runtime, self.reuse
@@ -125,7 +126,9 @@ class Reloader:
                 # scans before the collector is back, or its first full pass walks all of it.
                 gc.freeze()
             except config.ConfigError as error:
+                took = loop.time() - started
                 metrics.CONFIG_RELOADS.labels("failure").inc()
+                metrics.CONFIG_RELOAD_DURATION.labels("failure").observe(took)
                 self.gateway.config_error = str(error)
                 LOG.error(
                     "config rejected; still serving the last good one",
@@ -134,12 +137,14 @@ class Reloader:
                         "trigger": why,
                         "problems": [str(p) for p in error.problems],
                         "serving": self.gateway.runtime.checksum,
+                        "duration_ms": round(took * 1000, 1),
                     },
                 )
                 return False
             finally:
                 sys.setswitchinterval(switch_interval)
                 gc.enable()
+            took = loop.time() - started
             previous = self.gateway.runtime.checksum
             # No local variable may hold the old config: retire() waits until only it does.
             self.retiring = asyncio.get_running_loop().create_task(retire(self.gateway.runtime))
@@ -148,6 +153,7 @@ class Reloader:
             self.gateway.swap(runtime)
             self._seen = fingerprint(self._watched())
             metrics.CONFIG_RELOADS.labels("success").inc()
+            metrics.CONFIG_RELOAD_DURATION.labels("success").observe(took)
             LOG.info(
                 "config reloaded",
                 extra={
@@ -155,6 +161,7 @@ class Reloader:
                     "trigger": why,
                     "checksum": runtime.checksum,
                     "previous": previous,
+                    "duration_ms": round(took * 1000, 1),
                 },
             )
             return True

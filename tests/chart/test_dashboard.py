@@ -101,6 +101,7 @@ def test_dashboard_covers_what_operators_ask_about() -> None:
         "sluice_budget_used_ratio",
         "sluice_fallbacks_total",
         "sluice_cache_requests_total",
+        "sluice_config_reload_duration_seconds_bucket",
     }
     assert wanted <= used, f"no panel for {sorted(wanted - used)}"
     ids = [panel["id"] for panel in DASHBOARD_JSON["panels"]]

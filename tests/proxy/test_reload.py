@@ -65,6 +65,9 @@ async def test_reload_under_concurrent_load_fails_no_request(
     assert set(statuses) == {200}
     assert config_hash(proxy) != before
     assert proxy.metric("sluice_config_reloads_total", result="success") == 5
+    assert proxy.metric("sluice_config_reload_duration_seconds_count", result="success") == 5
+    assert proxy.metric("sluice_config_reload_duration_seconds_sum", result="success") > 0
+    assert '"msg":"config reloaded"' in proxy.logs() and '"duration_ms":' in proxy.logs()
 
 
 def _serves(proxy: ProxyProcess, model: str) -> bool:
@@ -98,6 +101,7 @@ def test_invalid_config_is_rejected_and_the_last_good_one_keeps_serving(
     assert ready["config"] == good
     assert problem in ready["lastReloadError"]
     assert problem in proxy.logs()
+    assert proxy.metric("sluice_config_reload_duration_seconds_count", result="failure") == 1
     assert _serves(proxy, "gpt-4o")
 
 
