@@ -156,6 +156,7 @@ MANY_TENANTS = [{"name": f"t{i}", "keys": [{"value": f"sk-key-{i:06d}"}]} for i 
         ({**BASE_DATA, "listen": {"port": "x"}}, "listen.port: Expected `int`, got `str`"),
         ({**BASE_DATA, "listen": 5}, "listen: Expected `object`, got `int`"),
         ({**BASE_DATA, "bogus": 1}, "config: Object contains unknown field `bogus`"),
+        ({**BASE_DATA, "tenants": 5}, "tenants: Expected `array`, got `int`"),
         (
             {
                 **BASE_DATA,
