@@ -13,7 +13,7 @@ from . import auth, cache, fallback, metrics, pricing, routing, streaming
 from .errors import BadRequestError, NotFoundError, PermissionDeniedError, RequestTooLargeError, UpstreamError
 from .ingress import ANTHROPIC, OPENAI, Ingress
 from .ingress.openai import parse_json_object, require_model
-from .limits.context import LIMITER, RESPONSE_CACHE, estimate_tokens
+from .limits.context import LIMITER, RESPONSE_CACHE
 from .providers import UpstreamRequest, Usage
 from .runtime import RuntimeBackend, RuntimeConfig, RuntimeRoute, RuntimeTenant
 from .state import CONTEXT, GATEWAY, RequestContext
@@ -119,7 +119,7 @@ async def chat(request: web.Request, ingress: Ingress) -> web.StreamResponse:
         return await cache.serve_hit(request, ingress, call, hit, ctx.request_id)
     # limits: admitted here or refused with 429/503; settled exactly once below, whatever happens.
     limiter = request.app[LIMITER]
-    estimate = estimate_tokens(limiter, tenant, route, call.body)
+    estimate = limiter.tokens_to_reserve(tenant, route, call.body)
     admission = await limiter.admit(tenant, route, estimated_tokens=estimate)
     try:
         backends = routing.plan(route, gateway.breakers)

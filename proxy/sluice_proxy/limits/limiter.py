@@ -46,6 +46,7 @@ from ..config.schema import RedisSettings
 from ..errors import BudgetExceededError, RateLimitError, ServiceUnavailableError
 from ..providers.base import Usage
 from ..runtime import RuntimeRoute, RuntimeTenant
+from ..tokens import estimate_prompt_tokens
 from ..turns import AfterTurn
 from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
@@ -158,9 +159,16 @@ class Limiter:
         """True while Redis is unreachable and decisions are local (or refused)."""
         return self._degraded
 
-    def wants_tokens(self, tenant: RuntimeTenant, route: RuntimeRoute) -> bool:
-        """Whether ``admit`` needs a token estimate for this request."""
-        return self._planner.plan(tenant, route).wants_tokens
+    def tokens_to_reserve(self, tenant: RuntimeTenant, route: RuntimeRoute, body: dict[str, Any]) -> int:
+        """What ``admit`` should reserve for a chat request: 0 unless a token limit applies.
+
+        The prompt's estimate plus the output the request allows (``max_completion_tokens`` or
+        ``max_tokens``), so concurrent requests cannot overrun a token limit before their usage lands.
+        """
+        if not self._planner.plan(tenant, route).wants_tokens:
+            return 0
+        output = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        return estimate_prompt_tokens(body) + (output if isinstance(output, int) else 0)
 
     async def admit(self, tenant: RuntimeTenant, route: RuntimeRoute, *, estimated_tokens: int) -> Admission:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
