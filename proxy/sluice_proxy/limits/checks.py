@@ -199,7 +199,8 @@ class Plan:
 class Planner:
     """The :class:`Plan` of each (tenant, route) pair, built on its first request.
 
-    A plan is kept while both objects belong to the loaded config; a reload makes new ones.
+    A plan is kept while both objects belong to the loaded config; a reload keeps the tenants
+    and routes it did not change (``runtime.compile_config``), and with them their plans.
     """
 
     MAX_PLANS = 100_000
