@@ -43,11 +43,9 @@ class RuntimeBackend:
     adapter: Adapter
     priority: int
     weight: int
-
-    @property
-    def key(self) -> str:
-        """Identifies the backend for the circuit breaker and logs."""
-        return f"{self.target.provider}/{self.target.model}"
+    key: str
+    """``provider/model``: identifies the backend for the circuit breaker and logs (read several
+    times per request, so built once here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +143,8 @@ def _compile_route(route: Route, providers: dict[str, tuple[Adapter | None, Targ
             headers=base.headers,
             pricing=backend.pricing,
         )
-        backends.append(RuntimeBackend(target, adapter, backend.priority, backend.weight))
+        key = f"{target.provider}/{target.model}"
+        backends.append(RuntimeBackend(target, adapter, backend.priority, backend.weight, key))
     priorities = sorted({b.priority for b in backends})
     tiers = tuple(tuple(b for b in backends if b.priority == p and b.weight > 0) for p in priorities)
     return RuntimeRoute(
