@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import yaml
 
 from sluice_proxy import config
 from sluice_proxy.runtime import RuntimeConfig, compile_config
@@ -141,6 +142,26 @@ def test_a_problem_in_a_changed_item_names_its_absolute_path(tmp_path: Path, key
     loader.runtime = good  # the reloader keeps serving the last good config
     data["tenants"][1100]["name"] = "renamed"
     assert served(loader.load(data)) == served(fresh(loader.path))
+
+
+def test_a_failed_load_keeps_what_the_last_good_one_left(tmp_path: Path, key_file: Path) -> None:
+    """Nothing of a load that failed is kept, so the next (YAML or JSON) checksum is exact."""
+    loader = Loader(tmp_path / "sluice.json")
+    data = namespace(key_file)
+    good = loader.load(data)
+    bad = copy.deepcopy(data)
+    bad["routes"] = [{"model": f"new{i}", "backends": [{"provider": "b", "model": "z"}]} for i in range(50)]
+    bad["tenants"][-1]["keys"] = [{"value": 5}]  # fails after the new routes decoded
+    with pytest.raises(config.ConfigError):
+        loader.load(bad)
+    assert len(loader.reuse) == TENANTS + 2 + 2
+    loader.runtime = good
+    yaml_path = tmp_path / "sluice.yaml"
+    yaml_path.write_text(yaml.safe_dump(bad | {"tenants": data["tenants"]}))
+    from_yaml = compile_config(config.load(yaml_path, loader.reuse), good, loader.reuse)
+    assert from_yaml.checksum == fresh(yaml_path).checksum
+    again = loader.load(data)
+    assert again.config.tenants[7] is good.config.tenants[7]
 
 
 def test_config_items_are_frozen(tmp_path: Path, key_file: Path) -> None:

@@ -78,32 +78,35 @@ class Reuse:
         self._items: dict[str, dict[bytes, tuple[Any, bytes]]] = {}
         """Per list field: item text -> (item, :func:`item_digest` of it)."""
         self._digests: dict[int, bytes] = {}
-        """Digests by ``id(item)``; ``_items`` keeps every such item alive."""
+        """Digests by ``id(item)``; ``_items`` keeps every such item alive, so no id is reused."""
 
-    def decode(self, name: str, raws: list[msgspec.Raw], item_type: Any, source: str) -> list[Any]:
-        """The items of list field ``name``: the previous ones where the text is unchanged."""
-        previous = self._items.get(name, {})
-        texts = [bytes(raw) for raw in raws]
-        known = [previous.get(text) for text in texts]
-        missing = [i for i, entry in enumerate(known) if entry is None]
-        for start in range(0, len(missing), JSON_SLICE):
-            indexes = missing[start : start + JSON_SLICE]
-            decoded = _decode_slice(name, [texts[i] for i in indexes], indexes, item_type, source)
-            for i, item in zip(indexes, decoded, strict=True):
-                known[i] = (item, item_digest(item))
-        entries = [entry for entry in known if entry is not None]
-        self._items[name] = dict(zip(texts, entries, strict=True))
-        return [item for item, _ in entries]
+    def decode(self, lists: dict[str, tuple[list[msgspec.Raw], Any]], source: str) -> dict[str, list[Any]]:
+        """The items of each list field (raw items, item type): the kept ones where the text is unchanged.
+
+        Then keeps exactly these for the next load; a load that fails keeps what it had.
+        """
+        kept: dict[str, dict[bytes, tuple[Any, bytes]]] = {}
+        items: dict[str, list[Any]] = {}
+        for name, (raws, item_type) in lists.items():
+            previous = self._items.get(name, {})
+            texts = [bytes(raw) for raw in raws]
+            known = [previous.get(text) for text in texts]
+            missing = [i for i, entry in enumerate(known) if entry is None]
+            for start in range(0, len(missing), JSON_SLICE):
+                indexes = missing[start : start + JSON_SLICE]
+                decoded = _decode_slice(name, [texts[i] for i in indexes], indexes, item_type, source)
+                for i, item in zip(indexes, decoded, strict=True):
+                    known[i] = (item, item_digest(item))
+            entries = [entry for entry in known if entry is not None]
+            kept[name] = dict(zip(texts, entries, strict=True))
+            items[name] = [item for item, _ in entries]
+        self._items = kept
+        self._digests = {id(item): digest for field in kept.values() for item, digest in field.values()}
+        return items
 
     def __len__(self) -> int:
         """How many items it keeps: those of the last load."""
         return sum(map(len, self._items.values()))
-
-    def index(self) -> None:
-        """After a load decoded every field: index the digests of the items kept."""
-        self._digests = {
-            id(item): digest for items in self._items.values() for item, digest in items.values()
-        }
 
     def digest(self, item: Any) -> bytes:
         known = self._digests.get(id(item))
@@ -148,12 +151,13 @@ def _decode_json(text: str | bytes, source: str, reuse: Reuse | None) -> SluiceC
         path, message = _msgspec_path(str(exc))
         raise ConfigError([Problem(path, message)], source) from None
     values: dict[str, Any] = {}
+    lists: dict[str, tuple[list[msgspec.Raw], Any]] = {}
     for name, field in _FIELDS.items():
         raw = getattr(outline, name)
         if raw is UNSET:
             continue
         if get_origin(field.type) is list:
-            values[field.name] = reuse.decode(name, raw, get_args(field.type)[0], source)
+            lists[name] = (raw, get_args(field.type)[0])
             continue
         try:
             values[field.name] = msgspec.json.decode(raw, type=field.type)
@@ -162,7 +166,8 @@ def _decode_json(text: str | bytes, source: str, reuse: Reuse | None) -> SluiceC
             raise ConfigError(
                 [Problem(name if path == "config" else f"{name}.{path}", message)], source
             ) from None
-    reuse.index()
+    for name, items in reuse.decode(lists, source).items():
+        values[_FIELDS[name].name] = items
     return SluiceConfig(**values)
 
 
