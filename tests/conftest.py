@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,29 @@ def fake_openai() -> Iterator[tuple[FakeOpenAI, ThreadedServer]]:
     server.stop()
 
 
+FAILED_LOG_LINES = 80
+"""Lines of each proxy's log printed when its test fails: CI output keeps only what a test prints."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def start_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
-    """Factory: ``start_proxy(config_dict, env=None)`` → a ready ProxyProcess (stopped after the test)."""
+def start_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., ProxyProcess]]:
+    """Factory: ``start_proxy(config_dict, env=None)`` → a ready ProxyProcess (stopped after the test).
+
+    When the test fails, the end of each proxy's log is printed with the failure.
+    """
     started: list[ProxyProcess] = []
 
     def start(
@@ -46,6 +66,9 @@ def start_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
     yield start
     for process in started:
         process.stop()
+        if request.node.stash.get(_CALL_FAILED, False):
+            tail = process.log_path.read_text(errors="replace").splitlines()[-FAILED_LOG_LINES:]
+            print(f"--- last {len(tail)} lines of {process.log_path} ---", *tail, sep="\n")
 
 
 def basic_config(upstream_url: str, **route_extra: Any) -> dict[str, Any]:
