@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sluice_proxy.limits.keys import SPEND_FIELD, Period, usage_key
 from tests.proxy_process import free_port, wait_until
 
 
@@ -55,6 +57,12 @@ class RedisServer:
         return redis.Redis(
             host="127.0.0.1", port=self.port, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
         )
+
+    def spend(self, tenant: str, period: Period, *, prefix: str = "sluice") -> int:
+        """Micro-dollars ``tenant`` spent this day or month, read with redis-py (not the proxy's client)."""
+        with self.client() as client:
+            value = client.hget(usage_key(prefix, tenant, period, datetime.now(UTC)), SPEND_FIELD)
+        return int(value or 0)  # type: ignore[arg-type]
 
     def kill(self) -> None:
         """SIGKILL, as an outage; ``start`` brings it back on the same port."""

@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from . import metrics
 from .config import parse_duration
 from .config.schema import CacheSettings
 from .ingress import ChatCall, Ingress
+from .limits.batch import RedisClient
+from .limits.pipe import RedisError
 from .providers.base import Usage
 from .streaming import STREAM_HEADERS
 
@@ -57,7 +57,7 @@ def lookup_key(
 
 
 class ResponseCache:
-    def __init__(self, redis: Redis | None, *, timeout: float = 0.05, max_entries: int = 1024) -> None:
+    def __init__(self, redis: RedisClient | None, *, timeout: float = 0.05, max_entries: int = 1024) -> None:
         self.redis = redis
         self.timeout = timeout
         self.max_entries = max_entries
@@ -82,7 +82,7 @@ class ResponseCache:
             return
         try:
             async with asyncio.timeout(self.timeout):
-                await self.redis.set(key, raw, px=max(1, int(ttl * 1000)))
+                await self.redis.command("SET", key, raw, "PX", max(1, int(ttl * 1000)))
         except (RedisError, OSError, TimeoutError):
             metrics.REDIS_ERRORS.labels("cache_put").inc()
 
@@ -98,8 +98,8 @@ class ResponseCache:
             return entry[1]
         try:
             async with asyncio.timeout(self.timeout):
-                raw = await self.redis.get(key)
-                return None if raw is None else bytes(raw, "utf-8") if isinstance(raw, str) else raw
+                raw: bytes | None = await self.redis.command("GET", key)
+                return raw
         except (RedisError, OSError, TimeoutError):
             metrics.REDIS_ERRORS.labels("cache_get").inc()
             return None

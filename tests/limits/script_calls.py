@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sluice_proxy.limits.batch import Evalsha, ScriptCall, ScriptPipeline
+from sluice_proxy.limits.batch import Evalsha, RedisClient, ScriptCall
 
 
 class _Single(ScriptCall):
@@ -22,7 +22,7 @@ class _Single(ScriptCall):
         self.items[0][1].set_exception(error)
 
 
-def run(pipeline: ScriptPipeline, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
+def run(pipeline: RedisClient, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
     """The reply of ``evalsha`` with ``values``, sent in this tick's write."""
     call = _Single(pipeline, evalsha)
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

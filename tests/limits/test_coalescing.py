@@ -157,3 +157,21 @@ async def test_counts_in_the_hundreds_of_trillions_stay_exact_integers(
         assert usage[b"input_tokens"] == str(2 * big).encode()
     snapshot = await limiter.snapshot(tenant)
     assert snapshot["day"]["spend_usd"] == pytest.approx(2 * big / 1_000_000)
+
+
+async def _next_turn() -> None:
+    """Yield for one event-loop turn, as a client's next request arrives in a later turn than the response."""
+    await asyncio.sleep(0)
+
+
+async def test_a_settlement_frees_its_slot_before_a_later_admission_on_a_fresh_redis(
+    limiter: Limiter,
+) -> None:
+    """The scripts load first on every connection: a settlement is never held up by a NOSCRIPT retry
+    that lets the next admission (sent after it) find its slot still taken."""
+    (tenant,), route = make_runtime({"limits": {"concurrency": 1}})
+    for _ in range(3):
+        admission = await limiter.admit(tenant, route, estimated_tokens=0)
+        limiter.settle_soon(admission, Usage(input_tokens=1, output_tokens=1), 0.0)
+        await _next_turn()  # the settlement is on its way; the next admission goes after it
+    assert not limiter.degraded

@@ -1,4 +1,4 @@
-"""The limiter's pipelined connection speaks every URL form redis-py does: TLS, AUTH, SELECT, unix sockets."""
+"""The proxy's Redis connection speaks every URL form redis-py does: TLS, AUTH, SELECT, unix sockets."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from pathlib import Path
 import hiredis
 import pytest
 import redis
-from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, ResponseError
 
-from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
-from sluice_proxy.limits.pipe import PipeClosedError, open_pipe
+from sluice_proxy.limits.batch import Evalsha, RedisClient, Script
+from sluice_proxy.limits.pipe import AuthenticationError, PipeClosedError, ResponseError, open_pipe
 from tests.limits.script_calls import run
 from tests.proxy_process import free_port, wait_until
 
@@ -102,14 +100,15 @@ async def test_a_wrong_password_is_an_authentication_error(secured_redis: Secure
 
 async def test_scripts_run_over_tls(secured_redis: SecuredRedis) -> None:
     url = f"rediss://:{PASSWORD}@127.0.0.1:{secured_redis.tls_port}/0?ssl_ca_certs={secured_redis.ca}"
-    client = Redis.from_url(url)
-    pipeline = ScriptPipeline(client, url, timeout=5.0)
+    client = RedisClient(url, timeout=5.0)
     try:
-        count = Evalsha(pipeline.load(COUNT), ["k"])
-        assert [await run(pipeline, count), await run(pipeline, count)] == [1, 2]
+        count = Evalsha(Script(COUNT), ["k"])
+        assert [await run(client, count), await run(client, count)] == [1, 2]
+        assert await client.command("SET", "kept", b"\x00bytes", "PX", 60_000) == b"OK"
+        assert await client.command("GET", "kept") == b"\x00bytes"
+        assert await client.command("GET", "missing") is None
     finally:
-        pipeline.close()
-        await client.aclose()
+        client.close()
 
 
 async def test_error_replies_and_a_closed_pipe(secured_redis: SecuredRedis) -> None:

@@ -1,4 +1,4 @@
-"""The per-tick script pipeline against a real redis-server: each call runs exactly once."""
+"""The client's per-tick writes against a real redis-server: each script call runs exactly once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from sluice_proxy.limits.batch import Evalsha, ScriptPipeline
+from sluice_proxy.limits.batch import Evalsha, RedisClient, Script
 from tests.limits.script_calls import run
 from tests.redis_server import RedisServer
 
@@ -18,9 +18,9 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
     """When only some calls of a batch get NOSCRIPT, only those run again (no double admission)."""
     redis = Redis.from_url(redis_server.url)
     try:
-        pipeline = ScriptPipeline(redis, redis_server.url, timeout=2.0)
-        count = Evalsha(pipeline.load(COUNT), ["counted"])
-        append = Evalsha(pipeline.load(APPEND), ["appended"])
+        pipeline = RedisClient(redis_server.url, timeout=2.0)
+        count = Evalsha(Script(COUNT), ["counted"])
+        append = Evalsha(Script(APPEND), ["appended"])
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
             run(pipeline, count),

@@ -86,6 +86,11 @@ BASE = "providers: [{name: openai-main, type: openai, apiKey: {value: k}}, {name
             "tenants[0].modelLimits[1].model: model 'm' has limits already; put them in one entry",
         ),
         ("redis: {url: 'redis://r:6379', timeout: 0s}", "redis.timeout: must be greater than 0"),
+        (
+            "redis: {url: 'http://:hunter2@r:6379'}",
+            "redis.url: must start with redis://, rediss:// or unix://, not 'http:'",
+        ),
+        ("redis: {url: 'redis://r:63x9'}", "redis.url: has a port that is not a number"),
     ],
 )
 def test_errors_name_the_path(text: str, expected: str) -> None:

@@ -12,6 +12,7 @@ from collections import Counter
 
 import msgspec
 
+from .redis_url import RedisAddress
 from .schema import ProviderType, SecretRef, SluiceConfig
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
@@ -91,10 +92,15 @@ def check(config: SluiceConfig) -> list[Problem]:
                 Problem(f"{path}.baseURL", f"'{provider.base_url}' must start with http:// or https://")
             )
 
-    if config.redis is not None and parse_duration(config.redis.timeout) <= 0:
-        problems.append(
-            Problem("redis.timeout", "must be greater than 0; every Redis call waits at most this long")
-        )
+    if config.redis is not None:
+        try:
+            RedisAddress.parse(config.redis.url)
+        except ValueError as error:
+            problems.append(Problem("redis.url", str(error)))
+        if parse_duration(config.redis.timeout) <= 0:
+            problems.append(
+                Problem("redis.timeout", "must be greater than 0; every Redis call waits at most this long")
+            )
 
     route_models = [r.model for r in config.routes]
     routed = set(route_models)  # tenants x routes membership tests: a list would be quadratic

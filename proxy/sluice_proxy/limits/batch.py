@@ -1,4 +1,4 @@
-"""Script calls made in the same event-loop tick go to Redis as one write.
+"""The proxy's Redis client: what is asked in the same event-loop tick goes to Redis as one write.
 
 A burst of N concurrent requests (admissions and settlements alike) then costs one write and
 one round trip instead of N of each. Requests of the same script template (one tenant and
@@ -7,22 +7,34 @@ no future, task or ``asyncio.timeout`` between them, because each of those is an
 event-loop callback or, on Python 3.11, a ``getpid`` system call. One sweep of the writes
 still unanswered bounds every caller's wait by ``redis.timeout``. Writes travel on one
 pipelined connection (:mod:`.pipe`), so a slow write does not hold up the next tick's.
+Plain commands (PING, the response cache's GET and SET, usage reads) take the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import hiredis
 from mypy_extensions import mypyc_attr
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
-from .pipe import PipeClosedError, RedisPipe, open_pipe
+from .pipe import NoScriptError, PipeClosedError, RedisPipe, open_pipe, settle
+
+LOG = logging.getLogger("sluice.limits")
+
+
+class Script:
+    """A Lua script, run by its SHA1 (EVALSHA) and loaded (SCRIPT LOAD) when Redis lacks it."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
 def packed_args(values: Sequence[str | int]) -> bytes:
@@ -41,7 +53,7 @@ class Evalsha:
 
     __slots__ = ("_fixed", "_head", "script")
 
-    def __init__(self, script: AsyncScript, keys: Sequence[str], *, before: Sequence[str | int] = ()) -> None:
+    def __init__(self, script: Script, keys: Sequence[str], *, before: Sequence[str | int] = ()) -> None:
         self.script = script
         self._fixed = 3 + len(keys) + len(before)
         self._head = packed_args(("EVALSHA", script.sha, len(keys), *keys, *before))
@@ -51,12 +63,52 @@ class Evalsha:
         return b"*%d\r\n" % (self._fixed + len(values)) + self._head + packed_args(values)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # compiled: tests subclass it too
-class ScriptCall:
-    """One script call, the items that joined it this tick, and what to do with its reply.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Call:
+    """One command of a write: its packed form, and what to do with its reply.
 
     The connection calls the object with the reply, or with the RedisError or the
-    connection error it became; a NOSCRIPT reply sends the call once more, after a load.
+    connection error it became.
+    """
+
+    __slots__ = ()
+
+    def packed(self) -> bytes | None:
+        """The command as RESP; None when nobody wants its reply any more."""
+        raise NotImplementedError
+
+    def fail(self, error: BaseException) -> None:
+        """Tell whoever waits that the command failed."""
+        raise NotImplementedError
+
+    def __call__(self, reply: Any) -> None:
+        raise NotImplementedError
+
+
+class Command(Call):
+    """A plain command whose reply resolves a future."""
+
+    __slots__ = ("_packed", "future")
+
+    def __init__(self, args: tuple[str | bytes | int | float, ...], future: asyncio.Future[Any]) -> None:
+        self._packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]
+        self.future = future
+
+    def packed(self) -> bytes | None:
+        return None if self.future.done() else self._packed  # done: its caller gave up
+
+    def fail(self, error: BaseException) -> None:
+        settle(self.future, error)
+
+    def __call__(self, reply: Any) -> None:
+        settle(self.future, reply)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled: tests subclass it too
+class ScriptCall(Call):
+    """One script call, the items that joined it this tick, and what to do with its reply.
+
+    A NOSCRIPT reply sends the call once more, after a load.
     """
 
     __slots__ = ("evalsha", "items", "pipeline", "retried")
@@ -65,7 +117,7 @@ class ScriptCall:
     """Items one call carries at most: a script holds Redis while it runs, and Lua's ``unpack``
     (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 
-    def __init__(self, pipeline: ScriptPipeline, evalsha: Evalsha) -> None:
+    def __init__(self, pipeline: RedisClient, evalsha: Evalsha) -> None:
         self.pipeline = pipeline
         self.evalsha = evalsha
         self.items: list[Any] = []
@@ -74,6 +126,10 @@ class ScriptCall:
     def arguments(self) -> list[str | int] | None:
         """The items' own script arguments, in order; None when no item wants the call any more."""
         raise NotImplementedError
+
+    def packed(self) -> bytes | None:
+        arguments = self.arguments()
+        return None if arguments is None else self.evalsha.pack(arguments)
 
     def deliver(self, result: Any) -> None:
         """Give each item its part of the script's result."""
@@ -100,16 +156,15 @@ class ScriptCall:
 C = TypeVar("C", bound=ScriptCall)
 
 
-class ScriptPipeline:
-    """Runs Lua scripts by SHA (EVALSHA), loading them again after a NOSCRIPT reply."""
+class RedisClient:
+    """Commands and Lua scripts on one connection; scripts run by SHA and load after NOSCRIPT."""
 
-    def __init__(self, redis: Redis, url: str, timeout: float) -> None:
-        self.redis = redis
+    def __init__(self, url: str, timeout: float) -> None:
         self.url = url
         self.timeout = timeout
         self._open: dict[Evalsha, ScriptCall] = {}
         """This tick's calls still taking items, one per template, in the order they opened."""
-        self._ready: list[ScriptCall] = []
+        self._ready: list[Call] = []
         """This tick's calls taking no more items; they go first."""
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,9 +177,26 @@ class ScriptPipeline:
         self._pipe: RedisPipe | None = None
         self._connecting: asyncio.Task[RedisPipe] | None = None
         self._closed = False
+        self._scripts: list[Script] = []
+        """Loaded first thing on every connection (:meth:`script`)."""
 
-    def load(self, source: str) -> AsyncScript:
-        return self.redis.register_script(source)
+    def script(self, source: str) -> Script:
+        """A script that every connection loads before anything else is sent on it.
+
+        EVALSHA then finds it even on a Redis that never saw it (fresh, or restarted). A
+        NOSCRIPT reply, and the load-and-retry it costs, would let a call sent after this
+        one run first: an admission could find the slot its client's previous request
+        holds because that request's settlement waited for the load.
+        """
+        script = Script(source)
+        self._scripts.append(script)
+        return script
+
+    def command(self, *args: str | bytes | int | float) -> asyncio.Future[Any]:
+        """The reply of one command, sent with this tick's write; an error reply raises."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send(Command(args, future))
+        return future
 
     def join(self, evalsha: Evalsha, make: Callable[..., C], *args: Any) -> C:
         """This tick's call of ``evalsha`` for one more item, opened as ``make(self, evalsha, *args)``."""
@@ -136,7 +208,7 @@ class ScriptPipeline:
             self._schedule()
         return call  # type: ignore[return-value]
 
-    def send(self, call: ScriptCall) -> None:
+    def send(self, call: Call) -> None:
         """``call`` alone, in this tick's write."""
         self._ready.append(call)
         self._schedule()
@@ -159,14 +231,14 @@ class ScriptPipeline:
         self._ready, self._open = [], {}
         self._send(calls)
 
-    def _send(self, calls: list[ScriptCall]) -> None:
+    def _send(self, calls: list[Call]) -> None:
         commands, sent = [], []
         for call in calls:
             # An item whose caller gave up (its deadline passed while this waited for a
             # connection, and it may have fallen back to the local limiter) must not run late.
-            arguments = call.arguments()
-            if arguments is not None:
-                commands.append(call.evalsha.pack(arguments))
+            packed = call.packed()
+            if packed is not None:
+                commands.append(packed)
                 sent.append(call)
         if not sent:
             return
@@ -202,7 +274,7 @@ class ScriptPipeline:
                 break
         self._sweep_timer = self._loop.call_later(self._tick, self._sweep) if unanswered else None
 
-    async def _send_when_connected(self, calls: list[ScriptCall]) -> None:
+    async def _send_when_connected(self, calls: list[Call]) -> None:
         if self._closed:  # closed for good: no new connection for what comes late
             for call in calls:
                 call.fail(PipeClosedError("the limiter's Redis connection is closed"))
@@ -217,20 +289,12 @@ class ScriptPipeline:
         self._send(calls)
 
     def retry(self, call: ScriptCall) -> None:
-        """Redis restarted, flushed its scripts, or has not seen this one yet: load it, run the call again.
+        """Redis lost the script since the connection loaded it (``SCRIPT FLUSH``): load it, run the call again.
 
-        Only calls that got NOSCRIPT run again: the others already ran, and an admission
-        run twice would be counted twice.
+        The load and the call go at once, in one write. Only calls that got NOSCRIPT run
+        again: the others already ran, and an admission run twice would be counted twice.
         """
-        self._spawn(self._load_and_send(call))
-
-    async def _load_and_send(self, call: ScriptCall) -> None:
-        try:
-            await self.redis.script_load(call.evalsha.script.script)
-        except Exception as error:
-            call.fail(error)
-            return
-        self._send([call])
+        self._send([_ScriptLoad(call.evalsha.script), call])
 
     def _spawn(self, coroutine: Any) -> None:
         assert self._loop is not None
@@ -242,9 +306,16 @@ class ScriptPipeline:
         if self._pipe is not None and not self._pipe.closed:
             return self._pipe
         if self._connecting is None:  # one connect shared by every call that waits for it
-            self._connecting = asyncio.get_running_loop().create_task(open_pipe(self.url))
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
             self._connecting.add_done_callback(self._connected)
         return await asyncio.shield(self._connecting)
+
+    async def _connect(self) -> RedisPipe:
+        pipe = await open_pipe(self.url)
+        if self._scripts:  # not awaited: the connection keeps its order, so they land first
+            loads = [_ScriptLoad(script) for script in self._scripts]
+            pipe.send_to([load.command for load in loads], loads)
+        return pipe
 
     def _connected(self, task: asyncio.Task[RedisPipe]) -> None:
         self._connecting = None
@@ -259,3 +330,23 @@ class ScriptPipeline:
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None
+
+
+class _ScriptLoad(Call):
+    """SCRIPT LOAD, whose reply nobody waits for: the calls after it on the connection need it."""
+
+    __slots__ = ("command",)
+
+    def __init__(self, script: Script) -> None:
+        self.command: bytes = hiredis.pack_command(("SCRIPT", "LOAD", script.source))  # type: ignore[arg-type]
+
+    def packed(self) -> bytes | None:
+        return self.command
+
+    def fail(self, error: BaseException) -> None:
+        self(error)
+
+    def __call__(self, reply: Any) -> None:
+        # A script that failed to load gets NOSCRIPT on its next call, which loads it again.
+        if isinstance(reply, BaseException) and not isinstance(reply, PipeClosedError):
+            LOG.warning("loading a Lua script into Redis failed: %s", reply)

@@ -1,4 +1,4 @@
-"""App lifetime of the limiter and the response cache, which share one Redis pool."""
+"""App lifetime of the limiter and the response cache, which share one Redis connection."""
 
 from __future__ import annotations
 

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from redis.asyncio import Redis
-
 Period = Literal["day", "month"]
 USAGE_PERIODS: tuple[Period, Period] = ("day", "month")
 """The periods a tenant's usage is kept for, in the order settlement replies give their spend."""
@@ -111,12 +109,3 @@ def current_periods() -> Periods:
     if periods.second != second:
         periods = _periods[0] = _periods_at(second)
     return periods
-
-
-async def read_spend(
-    redis: Redis, tenant_name: str, period: Period, *, prefix: str = "sluice", now: datetime | None = None
-) -> int:
-    """Micro-dollars the tenant spent in the current (or ``now``'s) day or month."""
-    key = usage_key(prefix, tenant_name, period, now or datetime.now(UTC))
-    value = await redis.hget(key, SPEND_FIELD)
-    return int(value or 0)

@@ -35,11 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from .. import metrics
 from ..config import parse_duration
 from ..config.schema import RedisSettings
@@ -48,10 +43,12 @@ from ..providers.base import Usage
 from ..runtime import RuntimeRoute, RuntimeTenant
 from ..tokens import estimate_prompt_tokens
 from ..turns import AfterTurn
+from .batch import RedisClient
 from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
 from .keys import MICRO, USAGE_PERIODS, Period, current_periods, period_end, usage_key_in
 from .local_store import LocalStore
+from .pipe import RedisError
 from .redis_store import RedisStore, Spends
 from .report import usage_report
 from .store import Decision, Settlement, Store
@@ -98,19 +95,15 @@ class Admission:
 
 
 class Limiter:
-    def __init__(self, settings: RedisSettings | None, redis: Redis | None = None) -> None:
+    def __init__(self, settings: RedisSettings | None) -> None:
         self.settings = settings
         self.prefix = settings.key_prefix if settings else "sluice"
         self._planner = Planner(self.prefix)
         self.timeout = parse_duration(settings.timeout) if settings else 0.0
         self.fail_open = settings is None or settings.fail_mode == "open"
-        self.redis = redis
-        # The store's per-tick pipeline carries the redis.timeout deadline for every call in it.
-        self._redis_store = (
-            RedisStore(redis, settings.url, self.timeout)
-            if redis is not None and settings is not None
-            else None
-        )
+        # The client's per-tick write carries the redis.timeout deadline for every call in it.
+        self.redis = RedisClient(settings.url, self.timeout) if settings is not None else None
+        self._redis_store = RedisStore(self.redis) if self.redis is not None else None
         self._local = LocalStore()
         self._degraded = False
         self._timeouts = 0
@@ -132,21 +125,11 @@ class Limiter:
     @classmethod
     async def start(cls, settings: RedisSettings | None) -> Limiter:
         """A limiter on Redis (``settings``) or in-process (None); starts degraded if Redis is down."""
+        limiter = cls(settings)
         if settings is None:
-            return cls(None)
-        timeout = parse_duration(settings.timeout)
-        pool = BlockingConnectionPool.from_url(
-            settings.url,
-            max_connections=128,
-            timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(
-                NoBackoff(), 0
-            ),  # redis.timeout bounds each call; retrying inside it only hides an outage
-        )
-        limiter = cls(settings, Redis(connection_pool=pool))
+            return limiter
         try:
-            async with asyncio.timeout(max(timeout, 1.0)):  # the first connect may be slower
+            async with asyncio.timeout(max(limiter.timeout, 1.0)):  # the first connect may be slower
                 await limiter._ping()
         except (RedisError, OSError, TimeoutError) as error:
             limiter._fail("ping", error)
@@ -385,7 +368,7 @@ class Limiter:
 
     async def _ping(self) -> None:
         assert self.redis is not None
-        await self.redis.ping()
+        await self.redis.command("PING")
 
     async def _recover(self) -> None:
         """Probe Redis until it answers, replay queued settlements, then leave degraded mode."""
@@ -430,7 +413,7 @@ class Limiter:
         )
 
     async def close(self) -> None:
-        """Wait for background settlements, stop probing, close the pool."""
+        """Wait for background settlements, stop probing, close the connection."""
         self._unsettled.drain()
         if self._settling:
             self._all_settled = asyncio.get_running_loop().create_future()
@@ -439,7 +422,5 @@ class Limiter:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._probe is not None:
             self._probe.cancel()
-        if self._redis_store is not None:
-            self._redis_store.close()
         if self.redis is not None:
-            await self.redis.aclose()
+            self.redis.close()

@@ -9,9 +9,7 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio import Redis
-
-from .batch import Evalsha, ScriptCall, ScriptPipeline
+from .batch import Evalsha, RedisClient, ScriptCall
 from .checks import WINDOW_MS, Check
 from .pipe import settle as resolve
 from .store import Decision, Settlement
@@ -51,7 +49,7 @@ class _Admissions(ScriptCall):
 
     __slots__ = ("checks",)
 
-    def __init__(self, pipeline: ScriptPipeline, evalsha: Evalsha, checks: list[Check]) -> None:
+    def __init__(self, pipeline: RedisClient, evalsha: Evalsha, checks: list[Check]) -> None:
         super().__init__(pipeline, evalsha)
         self.checks = checks
 
@@ -140,11 +138,10 @@ class RedisStore:
     plan's lists stay the same objects while their content does.
     """
 
-    def __init__(self, redis: Redis, url: str, timeout: float) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
-        self._scripts = ScriptPipeline(redis, url, timeout)
-        self._admit = self._scripts.load(_LUA.joinpath("admit.lua").read_text())
-        self._settle = self._scripts.load(_LUA.joinpath("settle.lua").read_text())
+        self._admit = redis.script(_LUA.joinpath("admit.lua").read_text())
+        self._settle = redis.script(_LUA.joinpath("settle.lua").read_text())
         self._templates = _Templates()
 
     def _admission(self, checks: list[Check]) -> Evalsha:
@@ -165,11 +162,11 @@ class RedisStore:
         evalsha = self._templates.get(self._admission, checks)
         waiter: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         if dry:  # a report runs alone: it shows the state before anything this tick charges
-            report = _Admissions(self._scripts, evalsha, checks)
+            report = _Admissions(self.redis, evalsha, checks)
             report.items.append((admission_id, -1, waiter))
-            self._scripts.send(report)
+            self.redis.send(report)
         else:
-            self._scripts.join(evalsha, _Admissions, checks).items.append(
+            self.redis.join(evalsha, _Admissions, checks).items.append(
                 (admission_id, reserved_tokens, waiter)
             )
         return waiter
@@ -183,14 +180,8 @@ class RedisStore:
         """Call ``then`` with the :data:`Spends`; the tick's settlements of a plan share one call."""
         s = settlement
         evalsha = self._templates.get(self._settlement, s.token_keys, s.slot_keys, s.usage_keys)
-        self._scripts.join(evalsha, _Settlements).items.append((settlement, then))
-
-    def close(self) -> None:
-        self._scripts.close()
+        self.redis.join(evalsha, _Settlements).items.append((settlement, then))
 
     async def read_usage(self, keys: list[str]) -> list[dict[str, int]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key, _USAGE_FIELDS)
-            replies = await pipe.execute()
+        replies = await asyncio.gather(*(self.redis.command("HMGET", key, *_USAGE_FIELDS) for key in keys))
         return [{f: int(v or 0) for f, v in zip(_USAGE_FIELDS, reply, strict=True)} for reply in replies]
