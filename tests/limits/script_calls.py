@@ -1,4 +1,4 @@
-"""A script call with one caller awaiting its reply, for tests of the pipeline by itself."""
+"""A script call with one caller awaiting its reply, for tests of the Redis client by itself."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ class _Single(ScriptCall):
         self.items[0][1].set_exception(error)
 
 
-def run(pipeline: RedisClient, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
+def run(client: RedisClient, evalsha: Evalsha, *values: str | int) -> asyncio.Future[Any]:
     """The reply of ``evalsha`` with ``values``, sent in this tick's write."""
-    call = _Single(pipeline, evalsha)
+    call = _Single(client, evalsha)
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     call.items.append((values, future))
-    pipeline.send(call)
+    client.send(call)
     return future

@@ -18,18 +18,18 @@ async def test_a_batch_half_unknown_to_redis_runs_each_call_once(redis_server: R
     """When only some calls of a batch get NOSCRIPT, only those run again (no double admission)."""
     redis = Redis.from_url(redis_server.url)
     try:
-        pipeline = RedisClient(redis_server.url, timeout=2.0)
+        client = RedisClient(redis_server.url, timeout=2.0)
         count = Evalsha(Script(COUNT), ["counted"])
         append = Evalsha(Script(APPEND), ["appended"])
         await redis.script_load(COUNT)  # another replica loaded this one; APPEND is new to Redis
         replies = await asyncio.gather(
-            run(pipeline, count),
-            run(pipeline, append, "x"),
-            run(pipeline, count),
+            run(client, count),
+            run(client, append, "x"),
+            run(client, count),
         )
         assert replies == [1, 1, 2]
         assert int(await redis.get("counted") or 0) == 2
         assert await redis.lrange("appended", 0, -1) == [b"x"]
     finally:
-        pipeline.close()
+        client.close()
         await redis.aclose()

@@ -1,4 +1,4 @@
-"""Redis URLs (``redis.url``): where the limiter, the response cache and the operator find Redis."""
+"""Redis URLs (``redis.url``): where the proxy's limiter and response cache find Redis."""
 
 from __future__ import annotations
 

@@ -111,14 +111,14 @@ class ScriptCall(Call):
     A NOSCRIPT reply sends the call once more, after a load.
     """
 
-    __slots__ = ("evalsha", "items", "pipeline", "retried")
+    __slots__ = ("client", "evalsha", "items", "retried")
 
     MAX_ITEMS: Final = 256
     """Items one call carries at most: a script holds Redis while it runs, and Lua's ``unpack``
     (ZADD and ZREM of every admitted id) takes a few thousand values at most."""
 
-    def __init__(self, pipeline: RedisClient, evalsha: Evalsha) -> None:
-        self.pipeline = pipeline
+    def __init__(self, client: RedisClient, evalsha: Evalsha) -> None:
+        self.client = client
         self.evalsha = evalsha
         self.items: list[Any] = []
         self.retried = False
@@ -143,7 +143,7 @@ class ScriptCall(Call):
         if isinstance(reply, BaseException):
             if isinstance(reply, NoScriptError) and not self.retried:
                 self.retried = True
-                self.pipeline.retry(self)
+                self.client.retry(self)
             else:
                 self.fail(reply)
             return
@@ -277,7 +277,7 @@ class RedisClient:
     async def _send_when_connected(self, calls: list[Call]) -> None:
         if self._closed:  # closed for good: no new connection for what comes late
             for call in calls:
-                call.fail(PipeClosedError("the limiter's Redis connection is closed"))
+                call.fail(PipeClosedError("the proxy's Redis connection is closed"))
             return
         try:
             async with asyncio.timeout(self.timeout):

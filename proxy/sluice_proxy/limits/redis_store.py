@@ -49,8 +49,8 @@ class _Admissions(ScriptCall):
 
     __slots__ = ("checks",)
 
-    def __init__(self, pipeline: RedisClient, evalsha: Evalsha, checks: list[Check]) -> None:
-        super().__init__(pipeline, evalsha)
+    def __init__(self, client: RedisClient, evalsha: Evalsha, checks: list[Check]) -> None:
+        super().__init__(client, evalsha)
         self.checks = checks
 
     def arguments(self) -> list[str | int] | None:
