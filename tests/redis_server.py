@@ -64,6 +64,16 @@ class RedisServer:
             value = client.hget(usage_key(prefix, tenant, period, datetime.now(UTC)), SPEND_FIELD)
         return int(value or 0)  # type: ignore[arg-type]
 
+    def script_calls(self) -> int:
+        """EVALSHA calls since the last :meth:`reset_stats`: admissions, settlements and leases alike."""
+        with self.client() as client:
+            stats = client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    def reset_stats(self) -> None:
+        with self.client() as client:
+            client.config_resetstat()
+
     def kill(self) -> None:
         """SIGKILL, as an outage; ``start`` brings it back on the same port."""
         if self.process is not None and self.process.poll() is None:

@@ -26,27 +26,16 @@ async def limiter(redis_server: RedisServer) -> AsyncIterator[Limiter]:
     await started.close()
 
 
-def _script_calls(server: RedisServer) -> int:
-    with server.client() as client:
-        stats = client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
-
-
-def _reset_stats(server: RedisServer) -> None:
-    with server.client() as client:
-        client.config_resetstat()
-
-
 async def test_a_tick_of_admissions_is_one_call_decided_in_order(
     limiter: Limiter, redis_server: RedisServer
 ) -> None:
     (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 5, "tokensPerMinute": 1000}})
     await limiter.admit(tenant, route, estimated_tokens=0)  # the scripts are loaded
-    _reset_stats(redis_server)
+    redis_server.reset_stats()
     results = await asyncio.gather(
         *(limiter.admit(tenant, route, estimated_tokens=10) for _ in range(7)), return_exceptions=True
     )
-    assert _script_calls(redis_server) == 1
+    assert redis_server.script_calls() == 1
     admitted, refused = results[:4], results[4:]
     assert all(isinstance(r, RateLimitError) for r in refused), results
     # Each admitted request sees the charges of the ones before it, as if it had run alone.
@@ -74,11 +63,11 @@ async def test_a_tick_of_settlements_is_one_call_that_refunds_no_more_than_was_c
     (tenant,), route = make_runtime({"limits": {"tokensPerMinute": 100, "concurrency": 4}})
     admissions = await asyncio.gather(*(limiter.admit(tenant, route, estimated_tokens=30) for _ in range(4)))
     await limiter.settle(admissions.pop(), Usage(), 0.0)  # the settlement script is loaded
-    _reset_stats(redis_server)
+    redis_server.reset_stats()
     # 90 reserved; real usage 10, 5 and 45 tokens: refunds of 20 and 25, then 15 more charged.
     usages = [Usage(input_tokens=10), Usage(input_tokens=5), Usage(input_tokens=45)]
     await asyncio.gather(*(limiter.settle(a, u, 0.001) for a, u in zip(admissions, usages, strict=True)))
-    assert _script_calls(redis_server) == 1
+    assert redis_server.script_calls() == 1
     after = await limiter.admit(tenant, route, estimated_tokens=0)
     assert after.headers["x-ratelimit-remaining-tokens"] == "40"  # 100 - (10 + 5 + 45)
     with redis_server.client() as client:
@@ -126,12 +115,12 @@ async def test_a_burst_beyond_one_call_is_split_in_order(limiter: Limiter, redis
         {"limits": {"requestsPerMinute": ScriptCall.MAX_ITEMS + 10, "concurrency": 10_000}}
     )
     await limiter.admit(tenant, route, estimated_tokens=0)  # the scripts are loaded
-    _reset_stats(redis_server)
+    redis_server.reset_stats()
     burst = ScriptCall.MAX_ITEMS + 40
     results = await asyncio.gather(
         *(limiter.admit(tenant, route, estimated_tokens=0) for _ in range(burst)), return_exceptions=True
     )
-    assert _script_calls(redis_server) == 2
+    assert redis_server.script_calls() == 2
     admitted = [r for r in results if not isinstance(r, BaseException)]
     assert len(admitted) == ScriptCall.MAX_ITEMS + 9  # one went before the burst
     assert all(isinstance(r, RateLimitError) for r in results[ScriptCall.MAX_ITEMS + 9 :])

@@ -82,6 +82,8 @@ class RedisSettings(_Struct, frozen=True):
     timeout: Duration = "50ms"
     fail_mode: Literal["open", "closed"] = "open"
     key_prefix: str = "sluice"
+    quota_leases: bool = True
+    """Admit a busy tenant's requests against quota leased from Redis ahead of them (limits/leases.py)."""
 
 
 class Pricing(_Struct, frozen=True):

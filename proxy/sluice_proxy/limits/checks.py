@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from ..config.schema import Limits
 from ..runtime import RuntimeRoute, RuntimeTenant
 from .keys import MICRO, USAGE_PERIODS, Periods, current_periods, route_tag, tenant_tag, usage_key_in
+
+if TYPE_CHECKING:
+    from .leases import Lease
 
 WINDOW_MS = 60_000
 """Every rate limit is per minute."""
@@ -130,7 +134,8 @@ def windows_of(checks: list[Check]) -> Windows:
 
 
 class Plan:
-    """The checks of one tenant's requests to one route, and the keys settling them touches.
+    """The checks of one tenant's requests to one route, the keys settling them touches, and
+    the quota leased for them (:mod:`.leases`).
 
     The rate checks never change while both objects belong to the loaded config; the budget
     check and the usage keys name the current period, so they are rebuilt once a second.
@@ -144,6 +149,8 @@ class Plan:
         "_second",
         "_usage_keys",
         "_windows",
+        "lease",
+        "request_keys",
         "route",
         "slot_keys",
         "tenant",
@@ -158,6 +165,7 @@ class Plan:
         self._before_budget = _tenant_rate_checks(prefix, tenant, route.model)
         self._after_budget = _rate_checks(route.spec.limits, route_tag(prefix, route.model), "", "route_")
         rate_checks = [*self._before_budget, *self._after_budget]
+        self.request_keys = [c.key for c in rate_checks if c.kind is Kind.REQUESTS]
         self.token_keys = [c.key for c in rate_checks if c.kind is Kind.TOKENS]
         self.slot_keys = [c.key for c in rate_checks if c.kind is Kind.CONCURRENCY]
         self.wants_tokens = wants_tokens(tenant, route)
@@ -165,6 +173,7 @@ class Plan:
         self._checks: list[Check] = []
         self._windows: Windows = ()
         self._usage_keys: list[tuple[str, int]] = []
+        self.lease: Lease | None = None
 
     def _refresh(self) -> None:
         periods = current_periods()

@@ -15,7 +15,9 @@ Algorithms (the same in Redis Lua and in-process):
 
 Every check of one request runs in one Lua script (one round trip, all-or-nothing); the
 requests of one tenant and route in the same event-loop tick share the script call, which
-decides them in order as separate calls would.
+decides them in order as separate calls would. A busy tenant and route are admitted against
+quota leased ahead of them by the same script (:mod:`.leases`, ``redis.quotaLeases``), so most
+of their requests wait for no round trip.
 Redis calls are bounded by ``redis.timeout``; on a failure the limiter turns *degraded*:
 ``failMode: open`` serves from the per-replica local store, ``closed`` answers 503, and a
 background PING probe restores Redis when it answers again. Settlements made while
@@ -47,6 +49,7 @@ from .batch import RedisClient
 from .checks import Check, Kind, Plan, Planner, tenant_checks
 from .headers import go_duration, rate_headers, retry_after
 from .keys import MICRO, USAGE_PERIODS, Period, current_periods, period_end, usage_key_in
+from .leases import Leases
 from .local_store import LocalStore
 from .pipe import RedisError
 from .redis_store import RedisStore, Spends
@@ -121,6 +124,12 @@ class Limiter:
         # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
+        self._leases: Leases | None = None
+        if self._redis_store is not None and settings is not None and settings.quota_leases:
+            self._leases = Leases(self._redis_store, self._new_id, self._give_back, self._fail)
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids):x}"
 
     @classmethod
     async def start(cls, settings: RedisSettings | None) -> Limiter:
@@ -157,15 +166,24 @@ class Limiter:
         """Admit or raise RateLimitError, BudgetExceededError or ServiceUnavailableError."""
         plan = self._planner.plan(tenant, route)
         checks, windows = plan.current()  # both taken before the wait
-        id = f"{self._id_prefix}-{next(self._ids):x}"
-        redis_store, decision = self._redis_store, None
+        redis_store, decision, leases = self._redis_store, None, self._leases
         store: Store = self._local
         if redis_store is not None and not self._degraded:
+            if leases is not None and (placeholder := leases.take(plan, estimated_tokens)) is not None:
+                reserved, decision = placeholder.tokens, placeholder.decision
+                headers = rate_headers(windows, decision, reserved)
+                return Admission(placeholder.id, plan, reserved, decision.now_ms, headers, redis_store)
+            id = self._new_id()
             try:  # awaited here, not in a helper coroutine: one frame less on every request
                 decision = await redis_store.admit(checks, id, estimated_tokens)
                 store, self._timeouts = redis_store, 0
             except (RedisError, OSError, TimeoutError) as error:
                 self._fail("admit", error)
+            else:
+                if leases is not None:
+                    leases.saw(plan, decision)
+        else:
+            id = self._new_id()
         if decision is None:
             decision = await self._admit_locally(checks, id, estimated_tokens)
         headers = rate_headers(windows, decision, estimated_tokens)
@@ -266,7 +284,7 @@ class Limiter:
                 self._keep(settlement)
             elif isinstance(spends, BaseException):
                 LOG.error("settling admission %s failed", settlement.id, exc_info=spends)
-            else:
+            elif spends:  # a give-back (leases) adds to no usage hash
                 self._watch_budget(tenant, spends, settlement.spend_micro)
         finally:  # whatever happened above, nobody may wait for this settlement forever
             self._settling -= 1
@@ -305,6 +323,18 @@ class Limiter:
             spends = await self._settle_shared(settlement)
         if spends:
             self._watch_budget(admission.plan.tenant, spends, settlement.spend_micro)
+
+    def _give_back(self, plan: Plan, settlements: list[Settlement]) -> None:
+        """Send the settlements that return unused leased quota; kept for replay while Redis is away."""
+        assert self._redis_store is not None
+        for settlement in settlements:
+            if self._degraded:
+                self._keep(settlement)
+                continue
+            self._redis_store.settle_then(
+                settlement, functools.partial(self._settled, plan.tenant, settlement, None)
+            )
+            self._settling += 1
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""
@@ -413,7 +443,9 @@ class Limiter:
         )
 
     async def close(self) -> None:
-        """Wait for background settlements, stop probing, close the connection."""
+        """Give back leased quota, wait for background settlements, stop probing, close the connection."""
+        if self._leases is not None:
+            await self._leases.close()
         self._unsettled.drain()
         if self._settling:
             self._all_settled = asyncio.get_running_loop().create_future()
