@@ -90,6 +90,16 @@ BUDGET_USED = Gauge(
 CACHE_REQUESTS = Counter(
     "sluice_cache_requests", "Response cache look-ups.", ("model", "result"), registry=REGISTRY
 )
+LEASED = Counter(
+    "sluice_ratelimit_leased",
+    "Admissions Redis charged ahead of the requests that take them (redis.quotaLeases).",
+    registry=REGISTRY,
+)
+LEASED_UNUSED = Counter(
+    "sluice_ratelimit_leased_unused",
+    "Leased admissions given back unused at the end of their second.",
+    registry=REGISTRY,
+)
 REDIS_ERRORS = Counter("sluice_redis_errors", "Failed Redis calls.", ("operation",), registry=REGISTRY)
 LIMITER_DEGRADED = Gauge(
     "sluice_limiter_degraded",

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from sluice_proxy import metrics
 from sluice_proxy.config.schema import RedisSettings
 from sluice_proxy.errors import RateLimitError
 from sluice_proxy.limits import Admission, Limiter
@@ -136,6 +137,7 @@ async def test_unused_quota_is_given_back_when_its_second_ends(
 ) -> None:
     limiter = await limiters()
     (tenant,), route = make_runtime({"limits": BIG})
+    leased, unused = _sample("sluice_ratelimit_leased_total"), _sample("sluice_ratelimit_leased_unused_total")
     admitted = await _one_at_a_time(limiter, tenant, route, 100, tokens=7)
     # The client stopped; the limiter still holds part of a batch until its Redis second ends.
 
@@ -147,6 +149,15 @@ async def test_unused_quota_is_given_back_when_its_second_ends(
         )
 
     await asyncio.to_thread(wait_until, given_back, 5.0, message="the unused placeholders given back")
+    # Both counted: what was leased, and what of it went back unused.
+    granted = _sample("sluice_ratelimit_leased_total") - leased
+    returned = _sample("sluice_ratelimit_leased_unused_total") - unused
+    assert 0 < returned < granted
+
+
+def _sample(name: str) -> float:
+    metrics.exposition()  # what a scrape reads
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
 
 
 async def test_a_request_wanting_more_tokens_than_a_placeholder_holds_asks_redis(

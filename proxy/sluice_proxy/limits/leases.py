@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from .. import metrics
 from .checks import Kind, Plan
 from .pipe import RedisError
 from .redis_store import RedisStore
@@ -239,6 +240,7 @@ class Leases:
         ]
         if not granted:
             return
+        metrics.LEASED.inc(len(granted))
         lease.deadline = deadline
         lease.held.extend(granted)
         if self._closed:
@@ -277,6 +279,7 @@ class Leases:
         if not held:
             self._holding.discard(lease)
         if expired:
+            metrics.LEASED_UNUSED.inc(len(expired))
             self._give_back(lease.plan, _returns(lease.plan, expired))
 
     async def close(self) -> None:
