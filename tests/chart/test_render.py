@@ -7,8 +7,11 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 
+from sluice_operator.bundle import config_text
+from sluice_operator.render import Snapshot, render
 from sluice_operator.settings import Settings
 from tests.chart.conftest import NAMESPACE, Helm
 from tests.chart.manifests import CHART, container, env_of, find, one, pod_specs, validate
@@ -21,6 +24,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     "sidecar-only": {"gateway": {"enabled": False}},
     "gateway-only": {"webhook": {"enabled": False}},
     "external-redis": {"redis": {"external": {"url": EXTERNAL_REDIS}, "bundled": {"enabled": False}}},
+    "no-quota-leases": {"redis": {"quotaLeases": False}},
     "cert-manager-self-signed": {"webhook": {"certManager": {"enabled": True}}},
     "cert-manager-cluster-issuer": {
         "webhook": {"certManager": {"enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}
@@ -122,6 +126,24 @@ def test_redis_url_reaches_the_operator(rendered: tuple[dict[str, Any], list[dic
     else:
         service = one(docs, "Service", "-redis")
         assert url == f"redis://{service['metadata']['name']}.{NAMESPACE}.svc:6379/0"
+
+
+def test_quota_leases_reach_the_rendered_config(
+    rendered: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    """values.yaml → operator env → Settings → the redis section of the config the operator publishes."""
+    values, docs = rendered
+    operator = container(one(docs, "Deployment", "-operator")["spec"]["template"]["spec"], "operator")
+    settings = Settings.from_env(env_of(operator))
+    snapshot = Snapshot(
+        namespace="team-a",
+        resources=[],
+        secrets={},
+        redis_url=settings.redis_url,
+        quota_leases=settings.quota_leases,
+    )
+    published = yaml.safe_load(config_text(render(snapshot).config))
+    assert published["redis"]["quotaLeases"] is values.get("redis", {}).get("quotaLeases", True)
 
 
 def test_gateway_serves_the_operator_rendered_config(

@@ -15,6 +15,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("failure-policy", {"webhook": {"failurePolicy": "Retry"}}, "/webhook/failurePolicy"),
     ("webhook-timeout", {"webhook": {"timeoutSeconds": 60}}, "/webhook/timeoutSeconds"),
     ("redis-url-scheme", {"redis": {"external": {"url": "http://redis:6379"}}}, "/redis/external/url"),
+    ("quota-leases-not-a-boolean", {"redis": {"quotaLeases": "no"}}, "/redis/quotaLeases"),
     ("zero-operators", {"operator": {"replicas": 0}}, "/operator/replicas"),
     ("workers", {"gateway": {"workers": 0}}, "/gateway/workers"),
     ("service-type", {"gateway": {"service": {"type": "Ingress"}}}, "/gateway/service/type"),

@@ -188,3 +188,22 @@ async def test_leased_admissions_are_refused_when_the_budget_is_spent(
     with pytest.raises(RateLimitError, match="budget"):
         for _ in range(2 * MAX_LEASE):  # at most a batch and a half is held
             await limiter.admit(tenant, route, estimated_tokens=0)
+
+
+async def test_a_replica_refuses_none_of_its_requests_while_a_batch_is_on_its_way(
+    limiters: Callable[..., Limiter], redis_server: RedisServer
+) -> None:
+    """Requests that arrive while a batch is on its way wait for it: were they sent to Redis,
+    they would be decided after the batch, refused for quota their own replica then holds."""
+    limiter = await limiters()
+    (tenant,), route = make_runtime({"limits": {"requestsPerMinute": 200, "concurrency": 10_000}})
+    await _one_at_a_time(limiter, tenant, route, 40)  # busy: a lease is held
+    with redis_server.client() as client:
+        client.client_pause(500, all=False)  # write commands (the scripts) wait: replies come late
+    first = [asyncio.ensure_future(limiter.admit(tenant, route, estimated_tokens=0)) for _ in range(20)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # event-loop turns: the batch the first ones asked for is sent
+    rest = [asyncio.ensure_future(limiter.admit(tenant, route, estimated_tokens=0)) for _ in range(200)]
+    outcomes = await asyncio.gather(*first, *rest, return_exceptions=True)
+    assert all(isinstance(o, Admission | RateLimitError) for o in outcomes)
+    assert 40 + sum(isinstance(o, Admission) for o in outcomes) == 200

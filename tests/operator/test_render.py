@@ -185,6 +185,17 @@ def test_redis_prefix_is_per_namespace() -> None:
     assert out.config.redis is not None and out.config.redis.key_prefix == "sluice:team-a"
 
 
+@pytest.mark.parametrize("leases", [True, False])
+def test_quota_leases_reach_the_published_text(leases: bool) -> None:
+    out = render(
+        Snapshot(
+            namespace="team-a", resources=[], secrets={}, redis_url="redis://r:6379/0", quota_leases=leases
+        )
+    )
+    redis = loads(config_text(out.config)).redis
+    assert redis is not None and redis.quota_leases is leases
+
+
 @pytest.mark.parametrize("spec", [None, {}, {"type": "nope"}])
 def test_garbage_provider_specs_are_invalid_not_errors(spec: Any) -> None:
     out = render(snapshot(Resource(plural=PROVIDERS, name="p", spec=spec)))

@@ -14,6 +14,7 @@ def test_chart_environment() -> None:
         {
             "SLUICE_WATCH_NAMESPACES": "a, b,",
             "SLUICE_REDIS_URL": "redis://r:6379/0",
+            "SLUICE_QUOTA_LEASES": "false",
             "SLUICE_PROXY_IMAGE": "img:1",
             "SLUICE_SIDECAR_PORT": "4001",
             "SLUICE_SIDECAR_RESOURCES": '{"requests": {"cpu": "10m"}}',
@@ -21,7 +22,7 @@ def test_chart_environment() -> None:
             "SLUICE_PEERING_NAME": "sluice",
         }
     )
-    assert s.namespaces == ("a", "b") and s.redis_url == "redis://r:6379/0"
+    assert s.namespaces == ("a", "b") and s.redis_url == "redis://r:6379/0" and s.quota_leases is False
     assert (s.sidecar.image, s.sidecar.port, s.sidecar.resources) == (
         "img:1",
         4001,
@@ -35,6 +36,30 @@ def test_empty_environment_watches_everything_standalone() -> None:
     assert (
         s.namespaces == () and s.redis_url is None and s.peering_name is None and s.webhook_cert_dir is None
     )
+    assert s.quota_leases is True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("Yes", True),
+        (" false ", False),
+        ("0", False),
+        ("no", False),
+    ],
+)
+def test_quota_leases_spellings(value: str, expected: bool) -> None:
+    assert Settings.from_env({"SLUICE_QUOTA_LEASES": value}).quota_leases is expected
+
+
+def test_bad_quota_leases_names_the_variable_and_the_accepted_values() -> None:
+    with pytest.raises(
+        SettingsError, match=r"SLUICE_QUOTA_LEASES='off': expected true or false \(or 1/0, yes/no\)"
+    ):
+        Settings.from_env({"SLUICE_QUOTA_LEASES": "off"})
 
 
 @pytest.mark.parametrize(

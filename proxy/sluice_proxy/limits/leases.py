@@ -42,6 +42,8 @@ SHARE: Final = 4
 MARGIN: Final = 0.01
 """Seconds before its Redis second ends that a placeholder stops being used: the local clock
 is read once per event-loop turn, and a late use would count in the bucket before its own."""
+_ANY: Final = 1 << 62
+"""Tokens a batch not yet sized will cover: it reserves the most a request wanted since the last one."""
 _NO_KEYS: Final[list[str]] = []
 _NO_USAGE: Final[list[tuple[str, int]]] = []
 """Give-backs add to no usage hash; shared, because the store caches commands by the lists' identity."""
@@ -66,6 +68,7 @@ class Lease:
 
     __slots__ = (
         "asking",
+        "batch_tokens",
         "count",
         "deadline",
         "decision",
@@ -76,12 +79,18 @@ class Lease:
         "size",
         "timer",
         "tokens",
+        "waiters",
     )
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.held: deque[Placeholder] = deque()
         self.asking = False
+        """A batch is on its way (or will be asked for at the end of this turn)."""
+        self.batch_tokens = 0
+        """The reservation of the batch on its way."""
+        self.waiters: deque[asyncio.Future[Placeholder | None]] = deque()
+        """Requests that found nothing held while a batch was on its way: they get the batch first."""
         self.size = 0
         """How many placeholders the last batch asked for."""
         self.tokens = 0
@@ -150,6 +159,22 @@ class Leases:
             self._ask(lease, now)
         return placeholder
 
+    def coming(self, plan: Plan, tokens: int) -> asyncio.Future[Placeholder | None] | None:
+        """After :meth:`take` found nothing: a placeholder of the batch on its way (None if it
+        falls short), or None at once when no batch that covers ``tokens`` is coming.
+
+        Waiting for it costs the request no more than asking Redis itself, and a request sent
+        meanwhile would be decided after the batch: refused, near a limit, for quota its own
+        replica is about to hold.
+        """
+        lease = plan.lease
+        if lease is None or not lease.asking or tokens > lease.batch_tokens:
+            return None
+        assert self._loop is not None
+        waiter: asyncio.Future[Placeholder | None] = self._loop.create_future()
+        lease.waiters.append(waiter)
+        return waiter
+
     def saw(self, plan: Plan, decision: Decision) -> None:
         """Redis decided one of ``plan``'s requests (after :meth:`take` found nothing): lease if busy."""
         lease = plan.lease
@@ -158,7 +183,7 @@ class Leases:
         lease.decision = decision
         if decision.rejected is None and not lease.asking and not lease.held:
             # Sized once this turn's other decisions are in too: on what the limits have left now.
-            lease.asking = True
+            lease.asking, lease.batch_tokens = True, _ANY
             assert self._loop is not None
             self._loop.call_soon(self._ask_after_turn, lease)
 
@@ -166,6 +191,8 @@ class Leases:
         lease.asking = False
         assert self._loop is not None
         self._ask(lease, self._loop.time())
+        if not lease.asking:  # nothing asked for after all: the requests waiting ask Redis themselves
+            _hand_out(lease, [])
 
     def _size(self, lease: Lease, now: float, tokens: int) -> int:
         """How many placeholders to ask for: about half a second of demand, within every limit's share."""
@@ -200,7 +227,7 @@ class Leases:
         size = self._size(lease, now, tokens)
         if not size:
             return
-        lease.asking, lease.size, lease.tokens = True, size, 0
+        lease.asking, lease.size, lease.tokens, lease.batch_tokens = True, size, 0, tokens
         assert self._loop is not None
         task = self._loop.create_task(self._fetch(lease, size, tokens, now))
         self._asks.add(task)
@@ -228,6 +255,7 @@ class Leases:
                 self._give_back(
                     plan, [Settlement(id, 0, 0, _NO_KEYS, plan.slot_keys, _NO_USAGE) for id in ids]
                 )
+            _hand_out(lease, [])
             return
         decisions: list[Decision] = [o for o in outcomes if isinstance(o, Decision)]
         lease.decision = decisions[-1]
@@ -238,6 +266,7 @@ class Leases:
             for id, decision in zip(ids, decisions, strict=True)
             if decision.rejected is None
         ]
+        granted = _hand_out(lease, granted)
         if not granted:
             return
         metrics.LEASED.inc(len(granted))
@@ -292,6 +321,22 @@ class Leases:
                 lease.timer.cancel()
                 lease.timer = None
             self._expire(lease, everything=True)
+
+
+def _hand_out(lease: Lease, granted: list[Placeholder]) -> list[Placeholder]:
+    """Give the waiting requests a placeholder each, in order, while there are any; the rest of
+    the waiters get None (they ask Redis). Returns the placeholders left."""
+    waiters, given = lease.waiters, 0
+    while waiters:
+        waiter = waiters.popleft()
+        if waiter.done():  # its request went away
+            continue
+        if given < len(granted):
+            waiter.set_result(granted[given])
+            given += 1
+        else:
+            waiter.set_result(None)
+    return granted[given:]
 
 
 def _returns(plan: Plan, placeholders: list[Placeholder]) -> list[Settlement]:

@@ -169,10 +169,14 @@ class Limiter:
         redis_store, decision, leases = self._redis_store, None, self._leases
         store: Store = self._local
         if redis_store is not None and not self._degraded:
-            if leases is not None and (placeholder := leases.take(plan, estimated_tokens)) is not None:
-                reserved, decision = placeholder.tokens, placeholder.decision
-                headers = rate_headers(windows, decision, reserved)
-                return Admission(placeholder.id, plan, reserved, decision.now_ms, headers, redis_store)
+            if leases is not None:
+                placeholder = leases.take(plan, estimated_tokens)
+                if placeholder is None and (coming := leases.coming(plan, estimated_tokens)) is not None:
+                    placeholder = await coming
+                if placeholder is not None:
+                    reserved, decision = placeholder.tokens, placeholder.decision
+                    headers = rate_headers(windows, decision, reserved)
+                    return Admission(placeholder.id, plan, reserved, decision.now_ms, headers, redis_store)
             id = self._new_id()
             try:  # awaited here, not in a helper coroutine: one frame less on every request
                 decision = await redis_store.admit(checks, id, estimated_tokens)
