@@ -27,7 +27,7 @@ class Operator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kube = Kube()
-        self.reconciler = Reconciler(self.kube, settings.redis_url)
+        self.reconciler = Reconciler(self.kube, settings.redis_url, settings.quota_leases)
         self.coalescer = Coalescer(self.reconciler, delay=settings.debounce)
         self.generations: dict[str, int] = {}
         self.background: list[asyncio.Task[None]] = []

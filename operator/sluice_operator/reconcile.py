@@ -64,9 +64,10 @@ def _old_reason(obj: dict[str, Any]) -> str | None:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, redis_url: str | None) -> None:
+    def __init__(self, kube: Kube, redis_url: str | None, quota_leases: bool) -> None:
         self.kube = kube
         self.redis_url = redis_url
+        self.quota_leases = quota_leases
         self.views: dict[str, NamespaceView] = {}
         self._patching = asyncio.Semaphore(16)
 
@@ -106,7 +107,13 @@ class Reconciler:
             for obj in items
         ]
         rendering = render(
-            Snapshot(namespace=namespace, resources=resources, secrets=secrets, redis_url=self.redis_url)
+            Snapshot(
+                namespace=namespace,
+                resources=resources,
+                secrets=secrets,
+                redis_url=self.redis_url,
+                quota_leases=self.quota_leases,
+            )
         )
         view = NamespaceView(referenced_secrets=rendering.referenced_secrets)
         self.views[namespace] = view

@@ -63,6 +63,8 @@ class Snapshot:
     secrets: Mapping[str, Mapping[str, bytes]]
     """Secret name → decoded data, for the Secrets of this namespace."""
     redis_url: str | None = None
+    quota_leases: bool = True
+    """redis.quotaLeases of the rendered config (only rendered with a redis_url)."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,11 @@ def render(snapshot: Snapshot) -> Rendering:
     redis = None
     if snapshot.redis_url:
         # One prefix per namespace: tenants of the same name in two namespaces never share budgets.
-        redis = RedisSettings(url=snapshot.redis_url, key_prefix=f"sluice:{snapshot.namespace}")
+        redis = RedisSettings(
+            url=snapshot.redis_url,
+            key_prefix=f"sluice:{snapshot.namespace}",
+            quota_leases=snapshot.quota_leases,
+        )
     config = SluiceConfig(redis=redis, providers=providers, routes=routes, tenants=tenants)
     try:
         decode(to_builtins(config), source=f"rendered config of namespace {snapshot.namespace}")

@@ -38,6 +38,19 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return _BOOLEANS[raw.lower()]
+    except KeyError:
+        raise SettingsError(f"{name}={raw!r}: expected true or false (or 1/0, yes/no)") from None
+
+
 def _resources(env: Mapping[str, str]) -> dict[str, Any]:
     raw = env.get("SLUICE_SIDECAR_RESOURCES", "").strip()
     if not raw:
@@ -65,6 +78,8 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means every namespace."""
     redis_url: str | None = None
+    quota_leases: bool = True
+    """redis.quotaLeases of every rendered config; False puts every request through Redis."""
     peering_name: str | None = None
     """kopf peering object; None runs standalone (one replica)."""
     health_port: int = 8081
@@ -87,6 +102,7 @@ class Settings:
         return cls(
             namespaces=namespaces,
             redis_url=env.get("SLUICE_REDIS_URL", "").strip() or None,
+            quota_leases=_bool(env, "SLUICE_QUOTA_LEASES", True),
             peering_name=env.get("SLUICE_PEERING_NAME", "").strip() or None,
             health_port=_int(env, "SLUICE_HEALTH_PORT", 8081),
             log_level=env.get("SLUICE_LOG_LEVEL", "info").strip().lower() or "info",
