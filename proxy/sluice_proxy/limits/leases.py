@@ -32,10 +32,11 @@ from .redis_store import RedisStore
 from .store import Decision, Settlement
 
 LOG = logging.getLogger("sluice.limits")
-MIN_DEMAND: Final = 8
-"""Requests a second (of one tenant and route, on this replica) below which nothing is leased."""
 MIN_LEASE: Final = 4
 """The smallest batch worth asking for; limits without room for it are checked per request."""
+MIN_DEMAND: Final = 2 * MIN_LEASE
+"""Requests a second (of one tenant and route, on this replica) below which nothing is leased:
+a batch is half a second of demand."""
 MAX_LEASE: Final = 64
 SHARE: Final = 4
 """A batch takes at most 1/SHARE of what any limit has left."""
@@ -104,15 +105,17 @@ class Lease:
         self.count = 0
         self.last_count = 0
 
-    def _roll(self, now: float) -> None:
+    def arrived(self, now: float) -> None:
+        """Count one more request."""
+        self.demand(now)
+        self.count += 1
+
+    def demand(self, now: float) -> int:
+        """Requests a second: this second's so far or the last one's, whichever is more."""
         second = int(now)
         if second != self.second:
             self.last_count = self.count if second == self.second + 1 else 0
             self.second, self.count = second, 0
-
-    def demand(self, now: float) -> int:
-        """Requests a second: this second's so far or the last one's, whichever is more."""
-        self._roll(now)
         return max(self.count, self.last_count)
 
 
@@ -145,8 +148,7 @@ class Leases:
         lease = plan.lease
         if lease is None:
             lease = plan.lease = Lease(plan)
-        lease._roll(now)
-        lease.count += 1
+        lease.arrived(now)
         if tokens > lease.tokens:
             lease.tokens = tokens
         held = lease.held
@@ -212,7 +214,7 @@ class Leases:
                     size = min(size, room // (SHARE * tokens))
             else:
                 size = min(size, room // SHARE)
-        return size if size >= MIN_LEASE and lease.demand(now) >= MIN_DEMAND else 0
+        return size if size >= MIN_LEASE else 0
 
     def _ask(self, lease: Lease, now: float) -> None:
         """Ask for a batch, unless the Redis second is about to end: wait for the next one then."""
@@ -276,9 +278,10 @@ class Leases:
             self._expire(lease, everything=True)
             return
         self._holding.add(lease)
-        if lease.timer is None:
-            assert self._loop is not None
-            lease.timer = self._loop.call_at(deadline, self._on_deadline, lease)
+        if lease.timer is not None:  # a renewal's, or the deadline of placeholders held before
+            lease.timer.cancel()
+        assert self._loop is not None
+        lease.timer = self._loop.call_at(lease.held[0].deadline, self._on_deadline, lease)
 
     def _on_deadline(self, lease: Lease) -> None:
         """The oldest placeholders' second is over: give them back and, while busy, lease anew."""

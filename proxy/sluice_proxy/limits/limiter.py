@@ -261,11 +261,7 @@ class Limiter:
         admission, usage, cost_usd = unsettled
         settlement = self._settlement(admission, usage, cost_usd)
         if admission.store is self._redis_store and self._redis_store is not None and not self._degraded:
-            # The common case needs no task: the reply itself finishes it (_settled).
-            self._redis_store.settle_then(
-                settlement, functools.partial(self._settled, admission.plan.tenant, settlement, done)
-            )
-            self._settling += 1  # once it is on its way: no reply comes before this turn ends
+            self._send(admission.plan.tenant, settlement, done)
             return
         if self._redis_store is None:  # in-process only: nothing to wait for
             if spends := self._local.settle_now(settlement):
@@ -278,6 +274,12 @@ class Limiter:
         task.add_done_callback(self._background.discard)
         if done is not None:
             task.add_done_callback(lambda _: done.set_result(None))
+
+    def _send(self, tenant: RuntimeTenant, settlement: Settlement, done: asyncio.Future[None] | None) -> None:
+        """Settle on Redis. No task: the reply itself finishes it (_settled)."""
+        assert self._redis_store is not None
+        self._redis_store.settle_then(settlement, functools.partial(self._settled, tenant, settlement, done))
+        self._settling += 1  # once it is on its way: no reply comes before this turn ends
 
     def _settled(
         self, tenant: RuntimeTenant, settlement: Settlement, done: asyncio.Future[None] | None, spends: Spends
@@ -330,15 +332,11 @@ class Limiter:
 
     def _give_back(self, plan: Plan, settlements: list[Settlement]) -> None:
         """Send the settlements that return unused leased quota; kept for replay while Redis is away."""
-        assert self._redis_store is not None
         for settlement in settlements:
             if self._degraded:
                 self._keep(settlement)
-                continue
-            self._redis_store.settle_then(
-                settlement, functools.partial(self._settled, plan.tenant, settlement, None)
-            )
-            self._settling += 1
+            else:
+                self._send(plan.tenant, settlement, None)
 
     def release(self, admission: Admission) -> None:
         """Free an admission that produced no usage (failed before any token was served)."""
