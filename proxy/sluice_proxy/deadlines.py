@@ -39,6 +39,11 @@ class Deadlines:
                 self._timer = self.loop.call_later(self.tick, self._sweep)
         return waiter
 
+    def extend(self, waiter: asyncio.Future[Any], deadline: float) -> None:
+        """Move the deadline of a ``waiter`` given to :meth:`bound`; one without a deadline keeps none."""
+        if waiter in self._pending:
+            self._pending[waiter] = deadline
+
     def _sweep(self) -> None:
         now, pending, self._pending = self.loop.time(), self._pending, {}
         for waiter, deadline in pending.items():

@@ -70,6 +70,8 @@ class Response:
         "_deadlines",
         "_done",
         "_error",
+        "_sink",
+        "_stall",
         "_waiter",
         "headers",
         "loop",
@@ -87,6 +89,18 @@ class Response:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], bool] | None = None
+        self._stall = 0.0
+
+    def divert(self, sink: Callable[[bytes], bool], stall: float) -> None:
+        """Offer each body slice to ``sink`` as it arrives, before it is queued for :meth:`read_chunk`.
+
+        A slice the sink takes (it returns True) is gone; one it declines is queued, and so is
+        every slice after it until read_chunk has taken them, so the order holds. A reader
+        waiting meanwhile has its deadline moved ``stall`` seconds past each slice taken: the
+        body is still arriving.
+        """
+        self._sink, self._stall = sink, stall
 
     async def read(self, deadline: float | None = None) -> bytes:
         """The whole (rest of the) body, by ``deadline`` (``loop.time()`` clock) if given."""
@@ -128,6 +142,11 @@ class Response:
     # Called by the connection's parser callbacks.
 
     def _feed(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is not None and not self._chunks and sink(data):
+            if self._waiter is not None:
+                self._deadlines.extend(self._waiter, self.loop.time() + self._stall)
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > MAX_BUFFER and self._connection is not None:

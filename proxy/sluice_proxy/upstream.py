@@ -6,7 +6,7 @@ The ``mock`` provider is answered in-process by the same interface.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NoReturn, Protocol, final
 
 from . import http1
@@ -29,6 +29,10 @@ class UpstreamResponse(Protocol):
 
     def close(self) -> None:
         """Release the response; before its end this aborts the upstream request."""
+        ...
+
+    def divert(self, sink: Callable[[bytes], bool]) -> None:
+        """Offer body slices to ``sink`` as they arrive; those it declines come from read_chunk."""
         ...
 
 
@@ -61,6 +65,9 @@ class _StreamedResponse:
     def close(self) -> None:
         self._response.close()
 
+    def divert(self, sink: Callable[[bytes], bool]) -> None:
+        self._response.divert(sink, self._read_timeout)  # a stall is still a stall
+
 
 @final
 class _BufferedResponse:
@@ -83,6 +90,9 @@ class _BufferedResponse:
 
     def close(self) -> None:
         self._chunks = iter(())
+
+    def divert(self, sink: Callable[[bytes], bool]) -> None:
+        """Nothing: every slice is in memory already, and read_chunk hands it over at once."""
 
 
 def _raise_translated(target: Target, exc: BaseException) -> NoReturn:

@@ -27,6 +27,9 @@ class Reply:
     chunk_delay: float = 0.0
     cut_after: int | None = None
     """Close the connection after this many chunks (a broken stream)."""
+    stall_at: int | None = None
+    """Before this chunk, wait ``stall`` seconds (a stream that stops mid-way)."""
+    stall: float = 0.0
     usage: tuple[int, int] = (11, 7)
     raw_body: bytes | None = None
     """A 200 carrying these bytes instead of a completion (an answer that does not decode)."""
@@ -142,6 +145,8 @@ class FakeOpenAI:
                     return response
                 if reply.chunk_delay and i:
                     await asyncio.sleep(reply.chunk_delay)
+                if i == reply.stall_at:
+                    await asyncio.sleep(reply.stall)
                 await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
