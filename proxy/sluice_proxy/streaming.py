@@ -48,18 +48,21 @@ class _Splice:
     up) it declines, and that goes the loop's way.
     """
 
-    __slots__ = ("_decoder", "_transport", "relayed")
+    __slots__ = ("_decoder", "_transport", "relayed", "stopped")
 
     def __init__(self, transport: asyncio.Transport, decoder: StreamDecoder) -> None:
         self._transport = transport
         self._decoder = decoder
         self.relayed = 0
         """Events forwarded."""
+        self.stopped = False
+        """Set before the response ends: nothing may follow its last chunk."""
 
     def __call__(self, data: bytes) -> bool:
         transport = self._transport
         if (
-            transport.is_closing()
+            self.stopped
+            or transport.is_closing()
             or transport.get_write_buffer_size() > SPLICE_BUFFER
             or self._decoder.passthrough(data) != len(data)
         ):
@@ -153,6 +156,8 @@ async def relay(
             outcome.error = error
             outcome.usage = decoder.usage
             end = held + encoder.error(error)
+        if splice is not None:
+            splice.stopped = True  # whatever the upstream still sends stays behind the end
         await response.write_eof(end)
         if outcome.first_token_at is None and held:
             outcome.first_token_at = time.perf_counter()
