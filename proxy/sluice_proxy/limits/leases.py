@@ -268,10 +268,10 @@ class Leases:
             for id, decision in zip(ids, decisions, strict=True)
             if decision.rejected is None
         ]
+        metrics.LEASED.inc(len(granted))
         granted = _hand_out(lease, granted)
         if not granted:
             return
-        metrics.LEASED.inc(len(granted))
         lease.deadline = deadline
         lease.held.extend(granted)
         if self._closed:
