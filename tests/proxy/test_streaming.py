@@ -3,9 +3,11 @@ outlives the route's timeout, and one that stalls mid-way is ended with an error
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 
-import httpx
+import httptools
 import orjson
 
 from tests.conftest import TENANT_KEY, key_hash
@@ -28,18 +30,45 @@ def _config(upstream_url: str, timeout: str) -> dict[str, object]:
     }
 
 
-def _events(proxy: ProxyProcess) -> list[bytes]:
-    """The data of every event of one streamed completion, read as raw SSE."""
-    with httpx.stream(
-        "POST",
-        f"{proxy.url}/v1/chat/completions",
-        json={**BODY, "stream": True},
-        headers={"Authorization": f"Bearer {TENANT_KEY}"},
-        timeout=30,
-    ) as response:
-        assert response.status_code == 200
-        body = b"".join(response.iter_bytes())
-    return [block.removeprefix(b"data: ") for block in body.split(b"\n\n") if block]
+def _events(proxy: ProxyProcess, *, reader_pause: float = 0.0) -> list[bytes]:
+    """The data of every event of one streamed completion, read as raw SSE.
+
+    ``reader_pause``: seconds the client stops reading after its first slice, as a client busy
+    elsewhere; its socket takes only a few KiB meanwhile, so the proxy has to hold the rest.
+    """
+    body = orjson.dumps({**BODY, "stream": True})
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n"
+        f"Authorization: Bearer {TENANT_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    response = _Response()
+    parser = httptools.HttpResponseParser(response)
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window
+        client.settimeout(30)
+        client.connect(("127.0.0.1", proxy.port))
+        client.sendall(head.encode() + body)
+        parser.feed_data(client.recv(1024))
+        time.sleep(reader_pause)
+        while data := client.recv(65536):
+            parser.feed_data(data)
+    assert parser.get_status_code() == 200 and response.complete
+    return [block.removeprefix(b"data: ") for block in b"".join(response.body).split(b"\n\n") if block]
+
+
+class _Response:
+    """httptools callbacks: the body, de-chunked, and whether it ended properly."""
+
+    def __init__(self) -> None:
+        self.body: list[bytes] = []
+        self.complete = False
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
 
 
 def _text(events: list[bytes]) -> str:
@@ -69,3 +98,16 @@ def test_a_stream_that_stalls_mid_way_ends_with_a_timeout_error_event(
     assert events[-1] == b"[DONE]"
     error = orjson.loads(events[-2])["error"]
     assert error["message"] == "provider 'up' did not answer in time"
+
+
+def test_a_client_that_falls_behind_gets_every_event_in_order(
+    fake_openai: Upstream, start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    # 20,000 events at once fill the client's socket: events then wait in the relay's own
+    # buffers (the relay loop's way) and must still come out whole and in order.
+    fake_openai[0].respond(Reply(stream_words=20_000))
+    proxy = start_proxy(_config(fake_openai[1].url, "10s"))
+    # Meanwhile the proxy has more than the client's socket takes.
+    events = _events(proxy, reader_pause=0.5)
+    assert _text(events) == "".join(f"w{i} " for i in range(20_000))
+    assert events[-1] == b"[DONE]"
