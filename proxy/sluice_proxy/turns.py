@@ -1,8 +1,9 @@
-"""Work that waits for the end of the current event-loop turn.
+"""Work that waits for the end of the current event-loop turn, or a few milliseconds more.
 
 A turn writes the responses its handlers returned before any callback scheduled during
 it runs, so work that is only bookkeeping (limit settlements) stays off the requests'
-path, and the turn's items are handled together in one warm loop.
+path, and the turn's items are handled together in one warm loop. Waiting a little longer
+gathers the items of several turns.
 """
 
 from __future__ import annotations
@@ -17,20 +18,27 @@ T = TypeVar("T")
 
 
 class AfterTurn(Generic[T]):
-    """Items added during a turn, each handed to ``handle`` once the turn is over."""
+    """Items added during a turn, each handed to ``handle`` once the turn is over (or, with
+    ``delay``, that many seconds after the first of them)."""
 
-    def __init__(self, handle: Callable[[T], object], what: str) -> None:
+    def __init__(self, handle: Callable[[T], object], what: str, delay: float = 0.0) -> None:
         self._handle = handle
         self._what = what
+        self._delay = delay
         self._items: list[T] = []
 
     def add(self, item: T) -> None:
         self._items.append(item)
         if len(self._items) == 1:
             try:
-                asyncio.get_running_loop().call_soon(self.drain)
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no event loop (a script or a test): at once
                 self.drain()
+                return
+            if self._delay:
+                loop.call_later(self._delay, self.drain)
+            else:
+                loop.call_soon(self.drain)
 
     def drain(self) -> None:
         """Handle every waiting item now; one that fails is logged, and the others still go."""

@@ -207,3 +207,40 @@ async def test_a_replica_refuses_none_of_its_requests_while_a_batch_is_on_its_wa
     outcomes = await asyncio.gather(*first, *rest, return_exceptions=True)
     assert all(isinstance(o, Admission | RateLimitError) for o in outcomes)
     assert 40 + sum(isinstance(o, Admission) for o in outcomes) == 200
+
+
+async def _settled_one_at_a_time(
+    limiter: Limiter, tenant: RuntimeTenant, route: RuntimeRoute, count: int
+) -> None:
+    """``count`` requests of one client, each settled (in the background) before the next comes."""
+    for _ in range(count):
+        admission = await limiter.admit(tenant, route, estimated_tokens=10)
+        limiter.settle_soon(admission, Usage(input_tokens=5, output_tokens=3), 0.0)
+        await asyncio.sleep(0)  # the event-loop turn in which a response is written
+
+
+async def test_settlements_of_leased_requests_go_to_redis_together(
+    limiters: Callable[..., Limiter], redis_server: RedisServer
+) -> None:
+    limiter = await limiters()
+    (tenant,), route = make_runtime({"limits": BIG})
+    await _settled_one_at_a_time(limiter, tenant, route, 3 * MAX_LEASE)  # busy: leased
+    redis_server.reset_stats()
+    await _settled_one_at_a_time(limiter, tenant, route, 200)
+    await limiter.close()
+    # Per turn, 200 settlement calls; gathered over a few milliseconds, a handful, plus batches.
+    assert redis_server.script_calls() < 50
+    assert _window(redis_server, tenant.name, "tpm") == 8 * (3 * MAX_LEASE + 200)  # every one settled
+    assert _slots(redis_server, tenant.name) == 0
+
+
+async def test_a_tight_concurrency_limit_settles_each_turn(
+    limiters: Callable[..., Limiter], redis_server: RedisServer
+) -> None:
+    # 200 slots: leased, but with fewer than ROOMY free a finished request's slot is freed at once.
+    limiter = await limiters()
+    (tenant,), route = make_runtime({"limits": {**BIG, "concurrency": 200}})
+    await _settled_one_at_a_time(limiter, tenant, route, 3 * MAX_LEASE)
+    redis_server.reset_stats()
+    await _settled_one_at_a_time(limiter, tenant, route, 200)
+    assert redis_server.script_calls() >= 200

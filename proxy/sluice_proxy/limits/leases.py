@@ -40,6 +40,9 @@ a batch is half a second of demand."""
 MAX_LEASE: Final = 64
 SHARE: Final = 4
 """A batch takes at most 1/SHARE of what any limit has left."""
+ROOMY: Final = SHARE * MAX_LEASE
+"""Free slots every concurrency limit must have for a leased request's settlement to wait
+(``Limiter.settle_soon``): a few finished requests' slots held a few ms longer then refuse nobody."""
 MARGIN: Final = 0.01
 """Seconds before its Redis second ends that a placeholder stops being used: the local clock
 is read once per event-loop turn, and a late use would count in the bucket before its own."""
@@ -195,6 +198,18 @@ class Leases:
         self._ask(lease, self._loop.time())
         if not lease.asking:  # nothing asked for after all: the requests waiting ask Redis themselves
             _hand_out(lease, [])
+
+    def roomy(self, plan: Plan) -> bool:
+        """Whether every concurrency limit of ``plan`` had ``ROOMY`` slots free at its last decision."""
+        lease = plan.lease
+        decision = lease.decision if lease is not None else None
+        if decision is None:
+            return False
+        checks, _ = plan.current()
+        for index, check in enumerate(checks):
+            if check.kind is Kind.CONCURRENCY and check.limit - decision.used[index] < ROOMY:
+                return False
+        return True
 
     def _size(self, lease: Lease, now: float, tokens: int) -> int:
         """How many placeholders to ask for: about half a second of demand, within every limit's share."""

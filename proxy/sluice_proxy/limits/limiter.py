@@ -64,6 +64,9 @@ TIMEOUTS_BEFORE_DEGRADED = 5
 """Consecutive timed-out Redis calls that switch the limiter to degraded mode; any other
 Redis error (refused, reset) switches at once."""
 _ADJECTIVES: dict[Period, str] = {"day": "daily", "month": "monthly"}
+GATHER_SECONDS = 0.005
+"""How long the settlements of requests taken from a lease gather before they go to Redis in one
+write: per event-loop turn, a write and a read cost more than the rest of a request's limits."""
 
 
 @dataclass(slots=True, eq=False, init=False)  # its own __init__: see setup.py
@@ -77,6 +80,8 @@ class Admission:
     headers: dict[str, str]
     """``x-ratelimit-*`` for the successful response."""
     store: Store
+    leased: bool
+    """Taken from a lease (:mod:`.leases`) rather than decided for this request alone."""
     settled: bool
 
     def __init__(
@@ -87,6 +92,7 @@ class Admission:
         admitted_ms: int,
         headers: dict[str, str],
         store: Store,
+        leased: bool = False,
     ) -> None:
         self.id = id
         self.plan = plan
@@ -94,6 +100,7 @@ class Admission:
         self.admitted_ms = admitted_ms
         self.headers = headers
         self.store = store
+        self.leased = leased
         self.settled = False
 
 
@@ -121,6 +128,8 @@ class Limiter:
         """Resolved when ``_settling`` falls to 0 while ``close`` waits for it."""
         self._unsettled = AfterTurn(self._start_settling, "settling an admission")
         """Settlements made this event-loop turn, started once its responses are written."""
+        self._gathered = AfterTurn(self._start_settling, "settling an admission", GATHER_SECONDS)
+        """Settlements of leased requests, started together every few milliseconds."""
         # Admission ids are concurrency leases in shared sorted sets: unique across replicas.
         self._id_prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
@@ -176,7 +185,9 @@ class Limiter:
                 if placeholder is not None:
                     reserved, decision = placeholder.tokens, placeholder.decision
                     headers = rate_headers(windows, decision, reserved)
-                    return Admission(placeholder.id, plan, reserved, decision.now_ms, headers, redis_store)
+                    return Admission(
+                        placeholder.id, plan, reserved, decision.now_ms, headers, redis_store, leased=True
+                    )
             id = self._new_id()
             try:  # awaited here, not in a helper coroutine: one frame less on every request
                 decision = await redis_store.admit(checks, id, estimated_tokens)
@@ -245,12 +256,19 @@ class Limiter:
         """``settle`` in the background, after this event-loop turn; ``close`` waits for it.
 
         The turn writes the response first: settling is off the request's path. It still
-        reaches Redis before any later request of the same client is read.
+        reaches Redis before any later request of the same client is read, unless the request
+        was taken from a lease while its concurrency limits have room to spare
+        (``Leases.roomy``): then it waits up to ``GATHER_SECONDS`` to go with others in one
+        write, since the client's next request takes a placeholder and a slot of its own.
         """
         if admission.settled:
             return
         admission.settled = True
-        self._unsettled.add((admission, usage, cost_usd))
+        unsettled = (admission, usage, cost_usd)
+        if admission.leased and self._leases is not None and self._leases.roomy(admission.plan):
+            self._gathered.add(unsettled)
+        else:
+            self._unsettled.add(unsettled)
 
     def _start_settling(
         self,
@@ -449,6 +467,7 @@ class Limiter:
         if self._leases is not None:
             await self._leases.close()
         self._unsettled.drain()
+        self._gathered.drain()
         if self._settling:
             self._all_settled = asyncio.get_running_loop().create_future()
             await self._all_settled
