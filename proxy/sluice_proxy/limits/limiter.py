@@ -185,8 +185,9 @@ class Limiter:
                 if placeholder is not None:
                     reserved, decision = placeholder.tokens, placeholder.decision
                     headers = rate_headers(windows, decision, reserved)
+                    # Positional: keywords cost a lookup each, once per request.
                     return Admission(
-                        placeholder.id, plan, reserved, decision.now_ms, headers, redis_store, leased=True
+                        placeholder.id, plan, reserved, decision.now_ms, headers, redis_store, True
                     )
             id = self._new_id()
             try:  # awaited here, not in a helper coroutine: one frame less on every request
