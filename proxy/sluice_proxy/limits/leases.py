@@ -79,6 +79,7 @@ class Lease:
         "held",
         "last_count",
         "plan",
+        "roomy",
         "second",
         "size",
         "timer",
@@ -101,12 +102,23 @@ class Lease:
         """The largest reservation a request wanted since the last batch was asked for."""
         self.decision: Decision | None = None
         """The latest decision the store made for this plan: what the limits have left."""
+        self.roomy = False
+        """Whether every concurrency limit had ``ROOMY`` slots free at that decision."""
         self.deadline = 0.0
         """The newest batch's deadline: around it a batch would live a few milliseconds, so none is asked."""
         self.timer: asyncio.TimerHandle | None = None
         self.second = 0
         self.count = 0
         self.last_count = 0
+
+    def learn(self, decision: Decision) -> None:
+        """Keep the store's latest decision, and what it says of the concurrency limits' room."""
+        self.decision = decision
+        checks, _ = self.plan.current()
+        self.roomy = all(
+            check.kind is not Kind.CONCURRENCY or check.limit - used >= ROOMY
+            for check, used in zip(checks, decision.used, strict=True)
+        )
 
     def arrived(self, now: float) -> None:
         """Count one more request."""
@@ -185,7 +197,7 @@ class Leases:
         lease = plan.lease
         if lease is None:
             return
-        lease.decision = decision
+        lease.learn(decision)
         if decision.rejected is None and not lease.asking and not lease.held:
             # Sized once this turn's other decisions are in too: on what the limits have left now.
             lease.asking, lease.batch_tokens = True, _ANY
@@ -198,18 +210,6 @@ class Leases:
         self._ask(lease, self._loop.time())
         if not lease.asking:  # nothing asked for after all: the requests waiting ask Redis themselves
             _hand_out(lease, [])
-
-    def roomy(self, plan: Plan) -> bool:
-        """Whether every concurrency limit of ``plan`` had ``ROOMY`` slots free at its last decision."""
-        lease = plan.lease
-        decision = lease.decision if lease is not None else None
-        if decision is None:
-            return False
-        checks, _ = plan.current()
-        for index, check in enumerate(checks):
-            if check.kind is Kind.CONCURRENCY and check.limit - decision.used[index] < ROOMY:
-                return False
-        return True
 
     def _size(self, lease: Lease, now: float, tokens: int) -> int:
         """How many placeholders to ask for: about half a second of demand, within every limit's share."""
@@ -275,7 +275,7 @@ class Leases:
             _hand_out(lease, [])
             return
         decisions: list[Decision] = [o for o in outcomes if isinstance(o, Decision)]
-        lease.decision = decisions[-1]
+        lease.learn(decisions[-1])
         # Redis's clock read this second after ``sent``: its end is no earlier than this.
         deadline = sent + (1000 - decisions[0].now_ms % 1000) / 1000 - MARGIN
         granted = [

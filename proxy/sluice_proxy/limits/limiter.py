@@ -259,14 +259,15 @@ class Limiter:
         The turn writes the response first: settling is off the request's path. It still
         reaches Redis before any later request of the same client is read, unless the request
         was taken from a lease while its concurrency limits have room to spare
-        (``Leases.roomy``): then it waits up to ``GATHER_SECONDS`` to go with others in one
+        (``Lease.roomy``): then it waits up to ``GATHER_SECONDS`` to go with others in one
         write, since the client's next request takes a placeholder and a slot of its own.
         """
         if admission.settled:
             return
         admission.settled = True
         unsettled = (admission, usage, cost_usd)
-        if admission.leased and self._leases is not None and self._leases.roomy(admission.plan):
+        lease = admission.plan.lease  # its room is worked out once per decision (Lease.learn)
+        if admission.leased and lease is not None and lease.roomy:
             self._gathered.add(unsettled)
         else:
             self._unsettled.add(unsettled)
